@@ -1,0 +1,3 @@
+from imagesense.cli import main
+
+main()

@@ -1,0 +1,9 @@
+"""HTTP and WebSocket routers, one per resource, all under /api/v1."""
+
+from fastapi import APIRouter
+
+from imagesense.api import ask, describe, images, ocr, stream, system
+
+api_router = APIRouter(prefix="/api/v1")
+for module in (system, images, ocr, describe, ask, stream):
+    api_router.include_router(module.router)

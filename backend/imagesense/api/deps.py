@@ -1,0 +1,67 @@
+"""Dependencies: the objects built in the lifespan, and the form fields tasks share."""
+
+from typing import Annotated
+
+from fastapi import Depends, File, Form, UploadFile
+from starlette.requests import HTTPConnection
+
+from imagesense.errors import ValidationFailed
+from imagesense.schemas.errors import ErrorResponse
+from imagesense.schemas.tasks import DescribeDetail, Resolution, TaskOptions
+from imagesense.service import TaskService
+from imagesense.store import StoredImage
+
+
+def get_service(connection: HTTPConnection) -> TaskService:
+    service: TaskService = connection.app.state.service
+    return service
+
+
+ServiceDep = Annotated[TaskService, Depends(get_service)]
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorResponse} for status in (400, 404, 413, 415, 422, 429, 503, 504)
+}
+
+
+def task_options(
+    max_new_tokens: Annotated[int | None, Form(ge=1, description="Tokens to generate at most.")] = None,
+    resolution: Annotated[Resolution, Form(description="Pixel budget: low, auto (per task), high.")] = "auto",
+    max_pixels: Annotated[int | None, Form(ge=4096, description="Explicit pixel-area budget.")] = None,
+    temperature: Annotated[float, Form(ge=0.0, le=2.0, description="0 = greedy.")] = 0.0,
+    top_p: Annotated[float, Form(gt=0.0, le=1.0)] = 1.0,
+) -> TaskOptions:
+    return TaskOptions(
+        max_new_tokens=max_new_tokens,
+        resolution=resolution,
+        max_pixels=max_pixels,
+        temperature=temperature,
+        top_p=top_p,
+    )
+
+
+def describe_options(
+    options: Annotated[TaskOptions, Depends(task_options)],
+    detail: Annotated[DescribeDetail, Form(description="A brief or a detailed description.")] = "brief",
+) -> TaskOptions:
+    return options.model_copy(update={"detail": detail})
+
+
+async def read_upload(service: TaskService, upload: UploadFile, field: str) -> StoredImage:
+    # Read one byte past the limit: enough to refuse an oversize file without holding all of it.
+    data = await upload.read(service.settings.max_upload_bytes + 1)
+    return await service.upload(data, field=field)
+
+
+FileField = Annotated[UploadFile | None, File(description="The image file (JPEG, PNG, WebP, GIF, BMP, TIFF).")]
+ImageIdField = Annotated[str | None, Form(description="Id of an image uploaded with POST /api/v1/images.")]
+
+
+async def single_image(service: TaskService, file: UploadFile | None, image_id: str | None) -> StoredImage:
+    """The one image of an OCR or describe request: an upload or a stored id, not both."""
+    if (file is None) == (image_id is None):
+        raise ValidationFailed("send exactly one of `file` or `image_id`", field="file")
+    if file is not None:
+        return await read_upload(service, file, "file")
+    assert image_id is not None
+    return service.store.get(image_id, field="image_id")

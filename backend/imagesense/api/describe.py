@@ -1,0 +1,30 @@
+"""Describe: a brief or detailed description of one image."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from imagesense.api.deps import (
+    ERROR_RESPONSES,
+    FileField,
+    ImageIdField,
+    ServiceDep,
+    describe_options,
+    single_image,
+)
+from imagesense.schemas.tasks import TaskOptions, TaskResult
+from imagesense.service import TaskSpec
+
+router = APIRouter(tags=["tasks"], responses=ERROR_RESPONSES)
+
+
+@router.post("/describe")
+async def describe(
+    request: Request,
+    service: ServiceDep,
+    options: Annotated[TaskOptions, Depends(describe_options)],
+    file: FileField = None,
+    image_id: ImageIdField = None,
+) -> TaskResult:
+    image = await single_image(service, file, image_id)
+    return await service.run(TaskSpec("describe", [image], options), request.is_disconnected)

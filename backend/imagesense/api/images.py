@@ -1,0 +1,39 @@
+"""Uploaded images: store once, refer to them by id in tasks and on the stream."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Response, UploadFile
+
+from imagesense.api.deps import ERROR_RESPONSES, ServiceDep, read_upload
+from imagesense.schemas.images import ImageInfo
+from imagesense.store import StoredImage
+
+router = APIRouter(prefix="/images", tags=["images"], responses=ERROR_RESPONSES)
+
+
+def image_info(item: StoredImage) -> ImageInfo:
+    decoded = item.decoded
+    return ImageInfo(
+        image_id=item.image_id,
+        width=decoded.width,
+        height=decoded.height,
+        format=decoded.format,
+        bytes=decoded.byte_size,
+    )
+
+
+@router.post("", status_code=201)
+async def upload_image(service: ServiceDep, file: Annotated[UploadFile, File()]) -> ImageInfo:
+    """Store an image; the same bytes always get the same id."""
+    return image_info(await read_upload(service, file, "file"))
+
+
+@router.get("/{image_id}")
+async def get_image(service: ServiceDep, image_id: str) -> ImageInfo:
+    return image_info(service.store.get(image_id))
+
+
+@router.delete("/{image_id}", status_code=204)
+async def delete_image(service: ServiceDep, image_id: str) -> Response:
+    service.store.delete(image_id)
+    return Response(status_code=204)

@@ -1,0 +1,54 @@
+"""How many pixels and tokens a task gets: the defaults behind `resolution` and `max_new_tokens`.
+
+Pixel budgets are areas (one visual token per 32×32 px), chosen per task:
+- OCR reads text, so it gets the most: at 1024² px a 1280×960 screenshot or an A4 scan at ~100 dpi keeps
+  ~12 px letters, which the model still reads; below that small print blurs.
+- A description needs the scene, not the fine print: 448² px (~192 visual tokens) keeps a photo's
+  subjects and layout and costs a tenth of the prefill of 1024².
+- A question may be about a detail or a bit of text, so ask sits between: 768² px.
+`low` and `high` are explicit overrides; `max_pixels` overrides both. All are capped by
+IMAGESENSE_VISION_MAX_PIXELS.
+"""
+
+from __future__ import annotations
+
+from imagesense.errors import ValidationFailed
+from imagesense.schemas.tasks import TaskName, TaskOptions
+from imagesense.settings import Settings
+
+AUTO_PIXELS: dict[TaskName, int] = {"ocr": 1024 * 1024, "describe": 448 * 448, "ask": 768 * 768}
+LOW_PIXELS = 448 * 448
+HIGH_PIXELS = 1536 * 1536
+
+DEFAULT_MAX_NEW_TOKENS: dict[str, int] = {
+    "ocr": 1024,
+    "describe:brief": 96,
+    "describe:detailed": 384,
+    "ask": 512,
+}
+
+
+def pixel_budget(task: TaskName, options: TaskOptions, settings: Settings) -> int:
+    cap = settings.vision_max_pixels
+    if options.max_pixels is not None:
+        if options.max_pixels > cap:
+            raise ValidationFailed(
+                f"max_pixels is {options.max_pixels}; the limit is {cap} (IMAGESENSE_VISION_MAX_PIXELS)",
+                field="max_pixels",
+            )
+        return max(options.max_pixels, settings.vision_min_pixels)
+    chosen = {"low": LOW_PIXELS, "high": HIGH_PIXELS, "auto": AUTO_PIXELS[task]}[options.resolution]
+    return max(min(chosen, cap), settings.vision_min_pixels)
+
+
+def max_new_tokens(task: TaskName, options: TaskOptions, settings: Settings) -> int:
+    limit = settings.max_new_tokens_limit
+    if options.max_new_tokens is not None:
+        if options.max_new_tokens > limit:
+            raise ValidationFailed(
+                f"max_new_tokens is {options.max_new_tokens}; the limit is {limit}",
+                field="max_new_tokens",
+            )
+        return options.max_new_tokens
+    key = f"describe:{options.detail}" if task == "describe" else task
+    return min(DEFAULT_MAX_NEW_TOKENS[key], limit)

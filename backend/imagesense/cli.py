@@ -1,0 +1,83 @@
+"""`imagesense` command line: serve, download, build-checkpoint, openapi."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from imagesense.main import create_app
+    from imagesense.settings import Settings
+
+    overrides = {key: value for key in ("host", "port", "model") if (value := getattr(args, key)) is not None}
+    settings = Settings(**overrides)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+def download(args: argparse.Namespace) -> None:
+    """Fetch a checkpoint into the Hugging Face cache (progress bars from huggingface_hub)."""
+    from huggingface_hub import snapshot_download
+
+    from imagesense.settings import Settings
+
+    model = args.model or Settings().model
+    path = snapshot_download(model, revision=args.revision)
+    print(f"{model} is in the cache: {path}")
+
+
+def build_checkpoint(args: argparse.Namespace) -> None:
+    from imagesense.engine.checkpoint import build_checkpoint as build
+
+    out = build(Path(args.out), args.architecture)
+    print(f"random-weight {args.architecture} Qwen3-VL checkpoint written to {out}")
+
+
+def openapi(args: argparse.Namespace) -> None:
+    """Write the OpenAPI spec without loading the model."""
+    from imagesense.main import create_app
+    from imagesense.settings import Settings
+
+    spec = create_app(Settings(load_model=False)).openapi()
+    text = json.dumps(spec, indent=2, ensure_ascii=False) + "\n"
+    if args.out == "-":
+        print(text, end="")
+    else:
+        Path(args.out).write_text(text, encoding="utf-8")
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="imagesense", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("serve", help="run the API (and the SPA when built)")
+    run.add_argument("--host", help="bind address (IMAGESENSE_HOST)")
+    run.add_argument("--port", type=int, help="port (IMAGESENSE_PORT)")
+    run.add_argument("--model", help="hub id or local folder (IMAGESENSE_MODEL)")
+    run.set_defaults(func=serve)
+
+    fetch = commands.add_parser("download", help="fetch the model into the Hugging Face cache")
+    fetch.add_argument("--model", help="hub id (default: IMAGESENSE_MODEL)")
+    fetch.add_argument("--revision", help="branch, tag or commit")
+    fetch.set_defaults(func=download)
+
+    build = commands.add_parser("build-checkpoint", help="write a random-weight Qwen3-VL checkpoint, offline")
+    build.add_argument("out", help="output folder")
+    build.add_argument("--architecture", choices=["tiny", "2b"], default="tiny")
+    build.set_defaults(func=build_checkpoint)
+
+    spec = commands.add_parser("openapi", help="write the OpenAPI spec (no model needed)")
+    spec.add_argument("--out", default="-", help="file to write, or - for stdout")
+    spec.set_defaults(func=openapi)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = parser().parse_args(argv)
+    args.func(args)

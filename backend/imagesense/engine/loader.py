@@ -1,0 +1,113 @@
+"""Load the processor and model with transformers, from a hub id or a local folder."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import huggingface_hub
+import torch
+from huggingface_hub.errors import HfHubHTTPError
+from transformers import AutoModelForImageTextToText, AutoProcessor, Qwen3VLProcessor
+from transformers.utils.import_utils import is_torchvision_available
+
+log = logging.getLogger(__name__)
+
+
+class ImageOnlyQwen3VLProcessor(Qwen3VLProcessor):
+    """Qwen3VLProcessor without its video processor.
+
+    transformers builds Qwen3-VL's video processor on torchvision, and PyPI's torchvision may not import
+    beside the installed CPU torch. Images need only the image processor and the tokenizer, so when
+    torchvision is missing the processor is loaded from the same files without the video part. Everything
+    else (chat template, image-token expansion) is the stock Qwen3VLProcessor code.
+    """
+
+    def __init__(
+        self, image_processor: Any = None, tokenizer: Any = None, chat_template: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)  # type: ignore[no-untyped-call]
+
+
+@dataclass
+class LoadedModel:
+    model: Any  # a Qwen3VLForConditionalGeneration
+    processor: Qwen3VLProcessor
+    name: str
+    dtype: torch.dtype
+
+
+def cpu_has_bf16() -> bool:
+    """Native bfloat16 matmul (AVX512-BF16 / AMX on x86, BF16 on Arm); otherwise it is emulated and slow."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags for flag in ("avx512_bf16", "amx_bf16", " bf16"))
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if cpu_has_bf16() else torch.float32
+    return {"bfloat16": torch.bfloat16, "float32": torch.float32}[name]
+
+
+def load_processor(source: str, **hub: Any) -> Qwen3VLProcessor:
+    if is_torchvision_available():
+        processor: Qwen3VLProcessor = AutoProcessor.from_pretrained(source, **hub)
+        return processor
+    log.info("torchvision is not installed: loading the image-only Qwen3-VL processor")
+    image_only: Qwen3VLProcessor = ImageOnlyQwen3VLProcessor.from_pretrained(source, **hub)
+    return image_only
+
+
+def is_local(source: str) -> bool:
+    return Path(source).expanduser().is_dir()
+
+
+def hub_options(source: str, revision: str | None) -> dict[str, Any]:
+    """How to reach a hub id: normally, or from the local cache alone when the hub can't be reached.
+
+    One quick metadata request decides. Without it, every file request would go through the hub
+    client's retries with back-off, and a machine without network would wait minutes to learn that.
+    """
+    if is_local(source) or huggingface_hub.constants.HF_HUB_OFFLINE:
+        return {"revision": revision}
+    try:
+        huggingface_hub.model_info(source, revision=revision, timeout=10)
+    except HfHubHTTPError:
+        raise  # the hub answered (unknown repo, gated, ...): that is the error to report
+    except Exception as exc:  # noqa: BLE001 - DNS, refused, timeout, proxy: all mean unreachable
+        log.warning("the hub is unreachable (%s): loading %s from the local cache only", exc, source)
+        return {"revision": revision, "local_files_only": True}
+    return {"revision": revision}
+
+
+def load_model(source: str, dtype_name: str = "auto", revision: str | None = None) -> LoadedModel:
+    """Load exactly as a user with network would: ``from_pretrained`` of a hub id or a folder."""
+    dtype = resolve_dtype(dtype_name)
+    hub = hub_options(source, revision)
+    processor = load_processor(source, **hub)
+    model = AutoModelForImageTextToText.from_pretrained(source, dtype=dtype, **hub)
+    model.eval()
+    return LoadedModel(model=model, processor=processor, name=source, dtype=dtype)
+
+
+def explain_load_failure(source: str, error: BaseException) -> str:
+    """A reason a person can act on: what failed and how to fix it."""
+    if Path(source).expanduser().is_dir() or source.startswith(("/", ".", "~")):
+        return (
+            f"could not load the model from the folder {source!r} ({type(error).__name__}: {error}). "
+            "Point IMAGESENSE_MODEL at a folder holding a Qwen3-VL checkpoint "
+            "(config.json, model weights, tokenizer and preprocessor files)."
+        )
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    return (
+        f"could not load {source!r} ({type(error).__name__}: {str(error)[:300]}). "
+        f"It is not in the local Hugging Face cache{' and HF_HUB_OFFLINE is set' if offline else ''}, "
+        "and the hub could not be reached. Fix: run `imagesense download` on a machine with network "
+        "(it fills the cache, HF_HOME), or set IMAGESENSE_MODEL to a local folder with the checkpoint."
+    )

@@ -1,0 +1,1 @@
+"""Pydantic models: the public contract of the API."""

@@ -1,0 +1,72 @@
+"""Messages of the WebSocket stream at /api/v1/stream."""
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Discriminator, Field, Tag
+
+from imagesense.schemas.tasks import MAX_QUESTION_CHARS, TaskName, TaskOptions, TaskResult, Turn
+
+
+class StreamRequest(BaseModel):
+    """Client → server: start a task on images uploaded through POST /api/v1/images."""
+
+    type: Literal["run"] = "run"
+    task: TaskName
+    image_ids: list[str] = Field(min_length=1)
+    question: str | None = Field(None, min_length=1, max_length=MAX_QUESTION_CHARS)
+    history: list[Turn] = Field(default_factory=list)
+    options: TaskOptions = Field(default_factory=TaskOptions)
+
+
+class CancelRequest(BaseModel):
+    """Client → server: stop the running task (closing the socket does too)."""
+
+    type: Literal["cancel"]
+
+
+def _client_message_type(value: object) -> str:
+    # A run request may leave out "type": anything without one is a run.
+    found = value.get("type", "run") if isinstance(value, dict) else getattr(value, "type", "run")
+    return str(found)
+
+
+ClientMessage = Annotated[
+    Annotated[StreamRequest, Tag("run")] | Annotated[CancelRequest, Tag("cancel")],
+    Discriminator(_client_message_type),
+]
+
+
+class QueuedEvent(BaseModel):
+    type: Literal["queued"] = "queued"
+    position: int = Field(description="1 = next to start.")
+
+
+class StartedEvent(BaseModel):
+    type: Literal["started"] = "started"
+
+
+class TokenEvent(BaseModel):
+    type: Literal["token"] = "token"
+    text: str
+
+
+class DoneEvent(BaseModel):
+    type: Literal["done"] = "done"
+    result: TaskResult
+
+
+class ErrorEvent(BaseModel):
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+    field: str | None = None
+
+
+class CancelledEvent(BaseModel):
+    type: Literal["cancelled"] = "cancelled"
+
+
+ServerEvent = Annotated[
+    QueuedEvent | StartedEvent | TokenEvent | DoneEvent | ErrorEvent | CancelledEvent,
+    Field(discriminator="type"),
+]

@@ -1,0 +1,35 @@
+"""Liveness, readiness and pool statistics."""
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+ModelStatus = Literal["loading", "ready", "failed", "disabled"]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ModelState(BaseModel):
+    status: ModelStatus
+    model: str = Field(description="Hub id or folder the service loads.")
+    reason: str | None = Field(None, description="Why it is not ready, and how to fix it.")
+    dtype: str | None = None
+    load_seconds: float | None = None
+
+
+class Readiness(BaseModel):
+    ready: bool
+    vlm: ModelState
+
+
+class PoolStats(BaseModel):
+    max_concurrency: int
+    active: int = Field(description="Jobs running now.")
+    queued: int = Field(description="Jobs waiting for a worker.")
+    queue_size: int = Field(description="Waiting jobs allowed before 429.")
+    completed: int
+    failed: int
+    cancelled: int
+    peak_active: int = Field(description="Most jobs ever running at once (never above max_concurrency).")

@@ -1,0 +1,73 @@
+"""Task options and results: the contract shared by the HTTP endpoints and the WebSocket stream."""
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+TaskName = Literal["ocr", "describe", "ask"]
+DescribeDetail = Literal["brief", "detailed"]
+Resolution = Literal["low", "auto", "high"]
+FinishReason = Literal["stop", "length", "repetition", "cancelled"]
+
+MAX_QUESTION_CHARS = 4000
+MAX_HISTORY_TURNS = 32
+
+
+class Turn(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str = Field(min_length=1, max_length=32000)
+
+
+class TaskOptions(BaseModel):
+    """Options every task takes. Unset fields use the task's defaults."""
+
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="Tokens to generate at most (capped by IMAGESENSE_MAX_NEW_TOKENS_LIMIT)."
+    )
+    resolution: Resolution = Field(
+        "auto",
+        description="Pixel budget per image: low, high, or auto (the task's own budget: more pixels for "
+        "OCR, whose text must stay readable, fewer for a description).",
+    )
+    max_pixels: int | None = Field(
+        None,
+        ge=4096,
+        description="Explicit pixel-area budget per image (overrides `resolution`; capped by "
+        "IMAGESENSE_VISION_MAX_PIXELS). One visual token covers 32×32 px.",
+    )
+    detail: DescribeDetail = Field("brief", description="Describe only: a brief or a detailed description.")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 is greedy (deterministic).")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling, when temperature > 0.")
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = Field(description="Tokens in the prompt, visual tokens included.")
+    image_tokens: int = Field(description="Visual tokens among them.")
+    completion_tokens: int
+
+
+class Timings(BaseModel):
+    queue_ms: float = Field(description="Waiting for a free worker.")
+    prefill_ms: float = Field(description="Image encoding and prompt until the first token.")
+    decode_ms: float = Field(description="First token to last.")
+    total_ms: float = Field(description="Arrival to last token.")
+
+
+class ImageUsage(BaseModel):
+    image_id: str
+    width: int = Field(description="Width of the stored image.")
+    height: int = Field(description="Height of the stored image.")
+    model_width: int = Field(description="Width the model saw after fitting the pixel budget.")
+    model_height: int = Field(description="Height the model saw.")
+    pixel_budget: int = Field(description="Pixel-area budget applied.")
+    visual_tokens: int = Field(description="Visual tokens the image became.")
+
+
+class TaskResult(BaseModel):
+    task: TaskName
+    text: str
+    model: str
+    finish_reason: FinishReason
+    usage: Usage
+    timings: Timings
+    images: list[ImageUsage]

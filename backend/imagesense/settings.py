@@ -1,0 +1,87 @@
+"""Service configuration: every field comes from an ``IMAGESENSE_*`` environment variable (or ``.env``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+# One visual token of Qwen3-VL covers 32×32 pixels (16 px patches, merged 2×2).
+PIXELS_PER_VISUAL_TOKEN = 32 * 32
+DEFAULT_STATIC_DIR = Path(__file__).resolve().parents[2] / "frontend" / "dist"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IMAGESENSE_", env_file=".env", extra="ignore")
+
+    # --- model -------------------------------------------------------------------------------------
+    model: str = Field(
+        "Qwen/Qwen3-VL-2B-Instruct",
+        min_length=1,
+        max_length=1024,
+        description="Hugging Face hub id or local folder of a Qwen3-VL checkpoint.",
+    )
+    model_revision: str | None = Field(
+        None, min_length=1, max_length=256, description="Hub revision (branch, tag or commit) to load."
+    )
+    load_model: bool = Field(True, description="Load the vision-language model at start-up.")
+    dtype: Literal["auto", "bfloat16", "float32"] = Field(
+        "auto", description="Weights dtype; auto picks bfloat16 where the CPU supports it, else float32."
+    )
+    warmup: bool = Field(True, description="Run one tiny generation after loading so requests skip one-time costs.")
+    torch_threads: int = Field(
+        0, ge=0, le=256, description="Torch threads per worker; 0 = CPU cores divided by the concurrency cap."
+    )
+
+    # --- pool ----------------------------------------------------------------------------------------
+    max_concurrency: int = Field(2, ge=1, le=16, description="Generations running at once.")
+    queue_size: int = Field(8, ge=0, le=1024, description="Requests waiting behind them; more get 429.")
+    job_timeout_s: float = Field(
+        600.0, gt=0, le=86400, description="A request's limit from arrival to last token (504 past it)."
+    )
+
+    # --- generation ---------------------------------------------------------------------------------
+    max_new_tokens_limit: int = Field(2048, ge=1, le=32768, description="Upper bound for a request's max_new_tokens.")
+    repetition_guard: bool = Field(
+        True, description="Stop a generation that has fallen into a loop (the same span repeated many times)."
+    )
+
+    # --- images --------------------------------------------------------------------------------------
+    max_upload_bytes: int = Field(20 * MIB, ge=1024, le=512 * MIB, description="Largest accepted image file, in bytes.")
+    max_image_pixels: int = Field(
+        64_000_000,
+        ge=PIXELS_PER_VISUAL_TOKEN,
+        le=1_000_000_000,
+        description="Largest accepted image area (width × height), checked before decoding (bomb guard).",
+    )
+    max_images_per_request: int = Field(4, ge=1, le=32, description="Images one request may carry.")
+    vision_max_pixels: int = Field(
+        1536 * 1536,
+        ge=4 * PIXELS_PER_VISUAL_TOKEN,
+        le=16_777_216,
+        description="Cap on the pixel area an image is resized to before the vision encoder (one visual "
+        "token per 32×32 px); per-task budgets and per-request max_pixels stay below it.",
+    )
+    vision_min_pixels: int = Field(
+        4 * PIXELS_PER_VISUAL_TOKEN,
+        ge=PIXELS_PER_VISUAL_TOKEN,
+        le=1_048_576,
+        description="Smallest pixel area; smaller images are scaled up to it.",
+    )
+
+    # --- image store ---------------------------------------------------------------------------------
+    store_max_images: int = Field(256, ge=1, le=100_000, description="Uploaded images kept (LRU).")
+    store_max_bytes: int = Field(
+        512 * MIB, ge=MIB, le=64 * 1024 * MIB, description="Memory the uploaded images may take (LRU)."
+    )
+
+    # --- http ----------------------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", min_length=1, max_length=253, description="Address `imagesense serve` binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `imagesense serve` binds.")
+    static_dir: Path = Field(DEFAULT_STATIC_DIR, description="Built SPA served at / when the folder exists.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser (JSON list)."
+    )

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+import imagesense.engine.checkpoint as checkpoint_module
+from support import service
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint() -> Path:
+    """The random-weight tiny Qwen3-VL checkpoint, built once and cached until its builder changes."""
+    source = Path(checkpoint_module.__file__).read_bytes()
+    version = hashlib.sha256(source).hexdigest()[:12]
+    root = Path(os.environ.get("IMAGESENSE_TEST_CACHE", REPO / ".cache"))
+    folder = root / f"tiny-qwen3-vl-{version}"
+    if not (folder / "model.safetensors").is_file():
+        checkpoint_module.build_checkpoint(folder, "tiny")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def client(tiny_checkpoint: Path) -> Iterator[TestClient]:
+    """A service on the tiny model with the default pool (2 workers, queue of 8)."""
+    with service(tiny_checkpoint, repetition_guard=False) as test_client:
+        yield test_client

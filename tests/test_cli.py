@@ -1,0 +1,77 @@
+"""The `imagesense` command: serve for real on a port, write the spec, build a checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from imagesense.cli import main
+from support import image_bytes
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_serve_answers_over_real_http(tiny_checkpoint: Path) -> None:
+    port = free_port()
+    env = os.environ | {"IMAGESENSE_WARMUP": "true", "IMAGESENSE_STATIC_DIR": "/nonexistent"}
+    command = [sys.executable, "-m", "imagesense", "serve", "--port", str(port), "--model", str(tiny_checkpoint)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.stderr.read().decode() if server.stderr else "server exited"
+            try:
+                if httpx.get(f"{base}/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not become ready"
+            time.sleep(0.2)
+        assert httpx.get(f"http://127.0.0.1:{port}/docs").status_code == 200
+        files = {"file": ("a.png", image_bytes(), "image/png")}
+        response = httpx.post(f"{base}/ocr", files=files, data={"max_new_tokens": "4"}, timeout=60)
+        assert response.status_code == 200
+        assert response.json()["usage"]["completion_tokens"] == 4
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_openapi_is_written_without_a_model(tmp_path: Path) -> None:
+    out = tmp_path / "openapi.json"
+    main(["openapi", "--out", str(out)])
+    spec = json.loads(out.read_text())
+    assert spec["info"]["title"] == "ImageSense"
+    assert "/api/v1/ocr" in spec["paths"]
+    assert "TaskResult" in spec["components"]["schemas"]
+
+
+def test_build_checkpoint_writes_a_loadable_folder(tmp_path: Path) -> None:
+    main(["build-checkpoint", str(tmp_path / "tiny"), "--architecture", "tiny"])
+    names = {path.name for path in (tmp_path / "tiny").iterdir()}
+    required = {"config.json", "model.safetensors", "tokenizer.json", "preprocessor_config.json", "chat_template.jinja"}
+    assert required <= names
+    config = json.loads((tmp_path / "tiny" / "config.json").read_text())
+    assert config["model_type"] == "qwen3_vl"
+    assert config["image_token_id"] == 151655
+
+
+def test_readme_documents_every_setting() -> None:
+    from imagesense.settings import Settings
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [name for name in Settings.model_fields if f"`IMAGESENSE_{name.upper()}`" not in readme]
+    assert not missing, f"settings missing from the README's table: {missing}"

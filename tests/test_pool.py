@@ -1,0 +1,180 @@
+"""The bounded worker pool (unit tests with plain Python work functions)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from imagesense.errors import GenerationTimeout, JobCancelled, QueueFull
+from imagesense.pool import Job, JobContext, Output, Queued, Started, WorkerPool
+
+
+class Gate:
+    """Work that blocks until released (or stopped), recording how many run at once."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.running = 0
+        self.peak = 0
+        self.threads: set[str] = set()
+
+    def work(self, value: str = "ok") -> Callable[[JobContext], str]:
+        def run(context: JobContext) -> str:
+            with self.lock:
+                self.running += 1
+                self.peak = max(self.peak, self.running)
+                self.threads.add(threading.current_thread().name)
+            try:
+                while not self.release.wait(0.005):
+                    if context.should_stop():
+                        return "stopped"
+                return value
+            finally:
+                with self.lock:
+                    self.running -= 1
+
+        return run
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[WorkerPool]:
+    worker_pool = WorkerPool(max_concurrency=2, queue_size=2, timeout_s=30)
+    yield worker_pool
+    worker_pool.shutdown()
+
+
+async def wait_for(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
+async def drain(job: Job[str]) -> list[object]:
+    return [event async for event in job.events()]
+
+
+async def test_concurrency_never_exceeds_the_cap(pool: WorkerPool) -> None:
+    gate = Gate()
+    jobs = [pool.submit(gate.work(str(i))) for i in range(4)]
+    await wait_for(lambda: gate.running == 2)
+    assert pool.stats().active == 2
+    assert pool.stats().queued == 2
+    gate.release.set()
+    assert await asyncio.gather(*(job.result() for job in jobs)) == ["0", "1", "2", "3"]
+    assert gate.peak == 2
+    assert pool.stats().peak_active == 2
+    assert all(name.startswith("imagesense-worker-") for name in gate.threads)
+    assert pool.stats().completed == 4
+    assert pool.stats().active == 0
+
+
+async def test_queue_positions_are_reported_and_advance(pool: WorkerPool) -> None:
+    gate = Gate()
+    running = [pool.submit(gate.work()) for _ in range(2)]
+    first, second = pool.submit(gate.work()), pool.submit(gate.work())
+    second.cancel()  # the one behind moves up when a waiting job leaves
+    third = pool.submit(gate.work())
+    gate.release.set()
+    events = await drain(first)
+    assert events[0] == Queued(1)
+    assert isinstance(events[-1], Started)
+    third_events = await drain(third)
+    assert Queued(2) in third_events
+    assert Queued(1) in third_events
+    await asyncio.gather(*(job.result() for job in running))
+
+
+async def test_past_the_queue_is_refused_with_retry_after(pool: WorkerPool) -> None:
+    gate = Gate()
+    jobs = [pool.submit(gate.work()) for _ in range(4)]
+    with pytest.raises(QueueFull) as caught:
+        pool.submit(gate.work())
+    assert caught.value.status == 429
+    assert int(caught.value.headers["Retry-After"]) >= 1
+    gate.release.set()
+    await asyncio.gather(*(job.result() for job in jobs))
+
+
+async def test_cancel_while_queued_never_runs(pool: WorkerPool) -> None:
+    gate = Gate()
+    running = [pool.submit(gate.work()) for _ in range(2)]
+    waiting = pool.submit(gate.work("never"))
+    waiting.cancel()
+    with pytest.raises(JobCancelled):
+        await waiting.result()
+    assert pool.stats().queued == 0
+    assert pool.stats().cancelled == 1
+    gate.release.set()
+    await asyncio.gather(*(job.result() for job in running))
+    assert pool.stats().completed == 2
+
+
+async def test_cancel_while_running_stops_and_frees_the_slot(pool: WorkerPool) -> None:
+    gate = Gate()
+    job = pool.submit(gate.work())
+    await wait_for(lambda: gate.running == 1)
+    job.cancel()
+    with pytest.raises(JobCancelled):
+        await job.result()
+    await wait_for(lambda: pool.stats().active == 0)
+    assert pool.stats().cancelled == 1
+
+
+async def test_a_failing_job_frees_its_slot_and_the_worker_lives(pool: WorkerPool) -> None:
+    def boom(_context: JobContext) -> str:
+        raise RuntimeError("boom")
+
+    for _ in range(3):  # more failures than workers: a dead worker would hang the next job
+        with pytest.raises(RuntimeError, match="boom"):
+            await pool.submit(boom).result()
+    gate = Gate()
+    gate.release.set()
+    assert await pool.submit(gate.work("alive")).result() == "alive"
+    assert pool.stats().failed == 3
+    assert pool.stats().active == 0
+
+
+async def test_timeout_raises_504_and_stops_the_work(pool: WorkerPool) -> None:
+    gate = Gate()
+    job = pool.submit(gate.work(), timeout_s=0.2)
+    with pytest.raises(GenerationTimeout) as caught:
+        await job.result()
+    assert caught.value.status == 504
+    await wait_for(lambda: pool.stats().active == 0)
+    assert pool.stats().failed == 1
+
+
+async def test_output_reaches_the_async_side_in_order(pool: WorkerPool) -> None:
+    def speak(context: JobContext) -> str:
+        for word in ("a", "b", "c"):
+            context.emit(word)
+        return "abc"
+
+    job = pool.submit(speak)
+    events = await drain(job)
+    assert [event.text for event in events if isinstance(event, Output)] == ["a", "b", "c"]
+    assert isinstance(events[0], Started)
+    assert await job.result() == "abc"
+
+
+async def test_awaiting_task_cancelled_cancels_the_job(pool: WorkerPool) -> None:
+    gate = Gate()
+    job = pool.submit(gate.work())
+    waiter = asyncio.create_task(job.result())
+    await wait_for(lambda: gate.running == 1)
+    waiter.cancel()
+    await wait_for(lambda: pool.stats().active == 0)
+    assert job.cancel_requested.is_set()
+
+
+def test_thread_initializer_runs_on_every_worker() -> None:
+    seen: list[str] = []
+    worker_pool = WorkerPool(2, 0, 1.0, thread_initializer=lambda: seen.append(threading.current_thread().name))
+    worker_pool.shutdown()
+    assert sorted(seen) == ["imagesense-worker-0", "imagesense-worker-1"]
