@@ -31,9 +31,8 @@ def image_bytes(
 def wait_ready(client: TestClient, timeout_s: float = 60.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        response = client.get("/api/v1/ready")
-        body: dict[str, Any] = response.json()
-        if response.status_code == 200 or body["vlm"]["status"] in ("failed", "disabled"):
+        body: dict[str, Any] = client.get("/api/v1/ready").json()
+        if all(body[engine]["status"] != "loading" for engine in ("vlm", "fast_ocr")):
             return body
         time.sleep(0.05)
     raise TimeoutError("the model did not load")

@@ -151,7 +151,7 @@ def test_unknown_route_and_method_use_the_same_shape(strict: TestClient) -> None
 def test_timeout_is_504(tiny_checkpoint: Path) -> None:
     with service(tiny_checkpoint, job_timeout_s=0.3, repetition_guard=False) as slow:
         image_id = upload(slow)
-        response = slow.post("/api/v1/ocr", data={"image_id": image_id, "max_new_tokens": 2048})
+        response = slow.post("/api/v1/describe", data={"image_id": image_id, "max_new_tokens": 2048})
         error = error_of(response, 504)
         assert error["code"] == "timeout"
         assert "0.3 s" in error["message"]

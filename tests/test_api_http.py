@@ -58,13 +58,17 @@ def assert_typed_result(body: dict[str, object], task: str, max_new_tokens: int)
 
 def test_ocr_with_an_upload(client: TestClient) -> None:
     response = client.post(
-        "/api/v1/ocr", files={"file": ("doc.png", image_bytes((640, 480)), "image/png")}, data={"max_new_tokens": 12}
+        "/api/v1/ocr",
+        files={"file": ("doc.png", image_bytes((640, 480)), "image/png")},
+        data={"max_new_tokens": 12, "engine": "vlm"},
     )
     assert response.status_code == 200, response.text
     body = response.json()
     assert_typed_result(body, "ocr", 12)
     [image] = body["images"]
     assert image["visual_tokens"] == body["usage"]["image_tokens"] == 300  # 640×480 fits the OCR budget
+    assert body["engine"] == "vlm"
+    assert body["lines"] == []
 
 
 def test_describe_with_a_stored_image_and_detail(client: TestClient) -> None:
@@ -97,7 +101,7 @@ def test_resolution_and_max_pixels_change_the_visual_tokens(client: TestClient) 
     assert tokens(resolution="low") == 192
     assert tokens(resolution="high") == 1200  # the whole 1280×960
     assert tokens(max_pixels=64 * 1024) == 54  # 288×192: the largest 32-px grid within 64 Ki px
-    ocr = client.post("/api/v1/ocr", data={"image_id": image_id, "max_new_tokens": 1}).json()
+    ocr = client.post("/api/v1/ocr", data={"image_id": image_id, "max_new_tokens": 1, "engine": "vlm"}).json()
     assert ocr["usage"]["image_tokens"] == 972  # OCR's budget: 1024² px -> 1152×864
 
 
@@ -142,7 +146,7 @@ def test_openapi_is_fully_typed(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     ocr = spec["paths"]["/api/v1/ocr"]["post"]
     assert ocr["responses"]["200"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/TaskResult"
+        "$ref": "#/components/schemas/OcrResult"
     }
     assert ocr["responses"]["413"]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorResponse")
     assert {"/api/v1/images", "/api/v1/describe", "/api/v1/ask", "/api/v1/stats"} <= set(spec["paths"])
@@ -152,10 +156,12 @@ def test_openapi_is_fully_typed(client: TestClient) -> None:
 def test_service_starts_without_a_model_and_says_how_to_fix_it(tmp_path: Path) -> None:
     with service(tmp_path / "no-such-checkpoint") as unready:
         ready = unready.get("/api/v1/ready")
-        assert ready.status_code == 503
+        assert ready.status_code == 200  # the fast OCR engine needs no download
+        assert ready.json()["fast_ocr"]["status"] == "ready"
         state = ready.json()["vlm"]
         assert state["status"] == "failed"
         assert "IMAGESENSE_MODEL" in state["reason"]
+        assert unready.get("/api/v1/ready", params={"engine": "vlm"}).status_code == 503
         assert unready.get("/api/v1/health").status_code == 200
         image_id = upload(unready)  # uploads still work
         response = unready.post("/api/v1/describe", data={"image_id": image_id})

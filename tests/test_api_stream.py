@@ -117,7 +117,7 @@ def test_cancel_while_running_frees_the_slot(single: TestClient) -> None:
     image_id = upload(single)
     before = stats(single)["cancelled"]
     with single.websocket_connect("/api/v1/stream") as ws:
-        ws.send_text(run_request([image_id], "ocr", max_new_tokens=LONG))
+        ws.send_text(run_request([image_id], "describe", max_new_tokens=LONG))
         receive_until(ws, {"token"})
         ws.send_text(json.dumps({"type": "cancel"}))
         events = receive_until(ws, TERMINAL_EVENTS)
@@ -133,9 +133,9 @@ def test_cancel_while_running_frees_the_slot(single: TestClient) -> None:
 def test_cancel_while_queued_and_queue_full_429(single: TestClient) -> None:
     image_id = upload(single)
     with single.websocket_connect("/api/v1/stream") as running, single.websocket_connect("/api/v1/stream") as queued:
-        running.send_text(run_request([image_id], "ocr", max_new_tokens=LONG))
+        running.send_text(run_request([image_id], "describe", max_new_tokens=LONG))
         receive_until(running, {"token"})
-        queued.send_text(run_request([image_id], "ocr", max_new_tokens=LONG))
+        queued.send_text(run_request([image_id], "describe", max_new_tokens=LONG))
         assert receive_until(queued, {"queued"})[-1] == {"type": "queued", "position": 1}
         assert stats(single)["queued"] == 1
 
@@ -156,7 +156,7 @@ def test_closing_the_socket_cancels_within_a_token(single: TestClient) -> None:
     image_id = upload(single)
     before = stats(single)["cancelled"]
     with single.websocket_connect("/api/v1/stream") as ws:
-        ws.send_text(run_request([image_id], "ocr", max_new_tokens=LONG))
+        ws.send_text(run_request([image_id], "describe", max_new_tokens=LONG))
         receive_until(ws, {"token"})
     assert wait_until(lambda: stats(single)["active"] == 0, timeout_s=2.0)
     assert stats(single)["cancelled"] == before + 1
@@ -165,9 +165,9 @@ def test_closing_the_socket_cancels_within_a_token(single: TestClient) -> None:
 def test_a_second_task_on_a_busy_socket_is_refused(single: TestClient) -> None:
     image_id = upload(single)
     with single.websocket_connect("/api/v1/stream") as ws:
-        ws.send_text(run_request([image_id], "ocr", max_new_tokens=LONG))
+        ws.send_text(run_request([image_id], "describe", max_new_tokens=LONG))
         receive_until(ws, {"token"})
-        ws.send_text(run_request([image_id], "ocr"))
+        ws.send_text(run_request([image_id], "describe"))
         assert receive_until(ws, {"error"})[-1]["code"] == "busy"
         ws.send_text(json.dumps({"type": "cancel"}))
         assert receive_until(ws, TERMINAL_EVENTS)[-1]["type"] == "cancelled"
@@ -194,13 +194,13 @@ def count_concurrency(generator: Generator) -> tuple[Callable[[], int], Callable
 
 def test_concurrency_never_exceeds_the_cap(client: TestClient) -> None:
     service_: TaskService = client.app.state.service  # type: ignore[attr-defined]
-    peak, restore = count_concurrency(service_.runtime.generator)
+    peak, restore = count_concurrency(service_.engines.vlm.get())
     image_id = upload(client)
     sockets = [client.websocket_connect("/api/v1/stream") for _ in range(6)]
     try:
         for ws in sockets:
             ws.__enter__()
-            ws.send_text(run_request([image_id], "ocr", max_new_tokens=200))
+            ws.send_text(run_request([image_id], "describe", max_new_tokens=200))
         results = [receive_until(ws, TERMINAL_EVENTS) for ws in sockets]
     finally:
         for ws in sockets:
@@ -215,7 +215,7 @@ def test_concurrency_never_exceeds_the_cap(client: TestClient) -> None:
 def test_http_client_that_disconnects_cancels_its_job(single: TestClient) -> None:
     service_: TaskService = single.app.state.service  # type: ignore[attr-defined]
     image = service_.store.get(upload(single))
-    spec = TaskSpec("ocr", [image], TaskOptions(max_new_tokens=LONG))
+    spec = TaskSpec("describe", [image], TaskOptions(max_new_tokens=LONG))
     calls = {"n": 0}
 
     async def disconnects_after_a_while() -> bool:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from imagesense.cli import main
 from support import image_bytes
@@ -42,7 +43,7 @@ def test_serve_answers_over_real_http(tiny_checkpoint: Path) -> None:
             time.sleep(0.2)
         assert httpx.get(f"http://127.0.0.1:{port}/docs").status_code == 200
         files = {"file": ("a.png", image_bytes(), "image/png")}
-        response = httpx.post(f"{base}/ocr", files=files, data={"max_new_tokens": "4"}, timeout=60)
+        response = httpx.post(f"{base}/describe", files=files, data={"max_new_tokens": "4"}, timeout=60)
         assert response.status_code == 200
         assert response.json()["usage"]["completion_tokens"] == 4
     finally:
@@ -75,3 +76,13 @@ def test_readme_documents_every_setting() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     missing = [name for name in Settings.model_fields if f"`IMAGESENSE_{name.upper()}`" not in readme]
     assert not missing, f"settings missing from the README's table: {missing}"
+
+
+def test_bench_ocr_prints_latency_and_cer_per_page(capsys: pytest.CaptureFixture[str]) -> None:
+    from imagesense.samples import SAMPLES
+
+    main(["bench-ocr", "--engines", "fast", "--repeats", "1"])
+    table = capsys.readouterr().out
+    for name in SAMPLES:
+        assert name in table
+    assert "mean CER" in table

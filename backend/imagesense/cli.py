@@ -1,4 +1,4 @@
-"""`imagesense` command line: serve, download, build-checkpoint, openapi."""
+"""`imagesense` command line: serve, download, build-checkpoint, openapi, bench-ocr."""
 
 from __future__ import annotations
 
@@ -51,6 +51,12 @@ def openapi(args: argparse.Namespace) -> None:
         Path(args.out).write_text(text, encoding="utf-8")
 
 
+def bench_ocr(args: argparse.Namespace) -> None:
+    from imagesense.engine.bench_ocr import run
+
+    run(args.engines.split(","), args.model, args.repeats, args.max_new_tokens, args.threads)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="imagesense", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -74,6 +80,13 @@ def parser() -> argparse.ArgumentParser:
     spec = commands.add_parser("openapi", help="write the OpenAPI spec (no model needed)")
     spec.add_argument("--out", default="-", help="file to write, or - for stdout")
     spec.set_defaults(func=openapi)
+    ocr = commands.add_parser("bench-ocr", help="latency and character error rate of each OCR engine")
+    ocr.add_argument("--engines", default="fast", help="comma-separated: fast, vlm")
+    ocr.add_argument("--model", help="checkpoint for the vlm engine (hub id or folder)")
+    ocr.add_argument("--repeats", type=int, default=3, help="reads per page for the fast engine (median)")
+    ocr.add_argument("--max-new-tokens", type=int, default=128, help="vlm: tokens per page")
+    ocr.add_argument("--threads", type=int, default=2, help="fast engine: ONNX Runtime threads")
+    ocr.set_defaults(func=bench_ocr)
     return root
 
 

@@ -11,10 +11,10 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from imagesense import __version__
 from imagesense.api import api_router
-from imagesense.engine.runtime import ModelRuntime
+from imagesense.engine.runtime import configure_torch_worker, fast_ocr_runtime, vlm_runtime
 from imagesense.errors import install_error_handlers
 from imagesense.pool import WorkerPool
-from imagesense.service import TaskService
+from imagesense.service import Engines, TaskService
 from imagesense.settings import Settings
 from imagesense.spa import mount_spa
 from imagesense.store import ImageStore
@@ -25,20 +25,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = ModelRuntime(settings)
-        pool = WorkerPool(
-            settings.max_concurrency,
-            settings.queue_size,
-            settings.job_timeout_s,
-            thread_initializer=runtime.configure_worker_thread,
+        engines = Engines(
+            vlm=vlm_runtime(settings),
+            fast_ocr=fast_ocr_runtime(settings),
+            vlm_pool=WorkerPool(
+                settings.max_concurrency,
+                settings.queue_size,
+                settings.job_timeout_s,
+                thread_initializer=configure_torch_worker(settings),
+            ),
+            # Fast OCR has a pool of its own: a one-second read must not wait behind minute-long generations.
+            ocr_pool=WorkerPool(settings.fast_ocr_concurrency, settings.fast_ocr_queue_size, settings.job_timeout_s),
         )
         store = ImageStore(settings.store_max_images, settings.store_max_bytes)
-        app.state.service = TaskService(settings, store, pool, runtime)
-        runtime.start_loading()
+        app.state.service = TaskService(settings, store, engines)
+        engines.fast_ocr.start_loading()
+        engines.vlm.start_loading()
         try:
             yield
         finally:
-            pool.shutdown()
+            engines.vlm_pool.shutdown()
+            engines.ocr_pool.shutdown()
 
     app = FastAPI(
         title="ImageSense",

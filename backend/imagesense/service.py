@@ -1,4 +1,4 @@
-"""Tasks from request to result: resolve images, apply budgets, run on the pool, shape the result.
+"""Tasks from request to result: resolve images, pick the engine, run on a pool, shape the result.
 
 Both the HTTP routers and the WebSocket stream go through here, so the two speak the same contract.
 """
@@ -10,13 +10,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from imagesense import budgets
-from imagesense.engine.generation import GenerationOutput, GenerationRequest
+from imagesense.engine.fast_ocr import ENGINE_NAME, FastOcr
+from imagesense.engine.generation import GenerationRequest, Generator
 from imagesense.engine.prompts import build_messages
-from imagesense.engine.runtime import ModelRuntime
-from imagesense.errors import ApiError, JobCancelled, ValidationFailed
-from imagesense.images import decode_image, fit_to_budget, fitted_size, visual_tokens
+from imagesense.engine.runtime import EngineRuntime
+from imagesense.errors import ApiError, JobCancelled, ModelUnavailable, ValidationFailed
+from imagesense.images import decode_image, fit_to_budget
 from imagesense.pool import Job, JobContext, WorkerPool
-from imagesense.schemas.tasks import ImageUsage, TaskName, TaskOptions, TaskResult, Timings, Turn, Usage
+from imagesense.results import fast_ocr_result, generation_result, ocr_needs_fallback
+from imagesense.runs import FallbackRun, Run
+from imagesense.schemas.tasks import AnyTaskResult, OcrEngine, TaskName, TaskOptions, Turn
 from imagesense.settings import Settings
 from imagesense.store import ImageStore, StoredImage, content_id
 
@@ -34,12 +37,19 @@ class TaskSpec:
     history: list[Turn] = field(default_factory=list)
 
 
+@dataclass
+class Engines:
+    vlm: EngineRuntime[Generator]
+    fast_ocr: EngineRuntime[FastOcr]
+    vlm_pool: WorkerPool
+    ocr_pool: WorkerPool
+
+
 class TaskService:
-    def __init__(self, settings: Settings, store: ImageStore, pool: WorkerPool, runtime: ModelRuntime) -> None:
+    def __init__(self, settings: Settings, store: ImageStore, engines: Engines) -> None:
         self.settings = settings
         self.store = store
-        self.pool = pool
-        self.runtime = runtime
+        self.engines = engines
 
     async def upload(self, data: bytes, field: str = "file") -> StoredImage:
         image_id = content_id(data)
@@ -64,19 +74,56 @@ class TaskService:
         if count > limit:
             raise ValidationFailed(f"{count} images given; the limit is {limit} per request", field=field)
 
-    def submit(self, spec: TaskSpec) -> Job[TaskResult]:
-        """Validate and queue a task; raises 4xx errors, 429 when full, 503 when the model isn't ready."""
+    def submit(self, spec: TaskSpec) -> Run[AnyTaskResult]:
+        """Validate and queue a task; raises 4xx errors, 429 when full, 503 when no engine can do it."""
         self.check_image_count(len(spec.images), "image_ids")
+        # Options are checked whichever engine runs, so a request is valid or not regardless of load.
+        budgets.pixel_budget(spec.task, spec.options, self.settings)
+        budgets.max_new_tokens(spec.task, spec.options, self.settings)
+        if spec.task != "ocr":
+            return self._submit_vlm(spec)
+        engine = self._ocr_engine(spec.options.engine or self.settings.ocr_engine)
+        if engine == "vlm":
+            return self._submit_vlm(spec)
+        fast_job = self._submit_fast_ocr(spec)
+        if engine == "fast":
+            return fast_job
+
+        def fall_back(first: AnyTaskResult) -> Job[AnyTaskResult] | None:
+            wanted = ocr_needs_fallback(first, self.settings.ocr_fallback_confidence)
+            return self._submit_vlm(spec) if wanted and self.engines.vlm.ready else None
+
+        return FallbackRun(fast_job, fall_back)
+
+    def _ocr_engine(self, requested: OcrEngine) -> OcrEngine:
+        """auto runs the fast engine first; when only one engine is up, auto means that one."""
+        fast, vlm = self.engines.fast_ocr, self.engines.vlm
+        if requested == "auto" and not fast.ready and vlm.ready:
+            return "vlm"
+        if requested == "auto" and not fast.ready:
+            reasons = f"{fast.state().reason}; {vlm.state().reason}"
+            raise ModelUnavailable(f"no OCR engine is ready: {reasons}")
+        return requested
+
+    def _submit_fast_ocr(self, spec: TaskSpec) -> Job[AnyTaskResult]:
+        engine = self.engines.fast_ocr.get()
+        [image] = spec.images[:1]
+
+        def work(context: JobContext) -> AnyTaskResult:
+            return fast_ocr_result(engine.read(image.decoded.image), image, ENGINE_NAME, context)
+
+        return self.engines.ocr_pool.submit(work)
+
+    def _submit_vlm(self, spec: TaskSpec) -> Job[AnyTaskResult]:
         messages = build_messages(
             spec.task, len(spec.images), question=spec.question, history=spec.history, detail=spec.options.detail
         )
         budget = budgets.pixel_budget(spec.task, spec.options, self.settings)
         new_tokens = budgets.max_new_tokens(spec.task, spec.options, self.settings)
-        generator = self.runtime.generator  # 503 now, not after waiting in the queue
+        generator = self.engines.vlm.get()  # 503 now, not after waiting in the queue
         min_pixels = min(self.settings.vision_min_pixels, budget)
-        model_name = generator.loaded.name
 
-        def work(context: JobContext) -> TaskResult:
+        def work(context: JobContext) -> AnyTaskResult:
             request = GenerationRequest(
                 messages=messages,
                 images=[fit_to_budget(item.decoded.image, budget, min_pixels) for item in spec.images],
@@ -88,64 +135,23 @@ class TaskService:
                 repetition_guard=self.settings.repetition_guard,
             )
             output = generator.generate(request, context.should_stop, context.emit)
-            return self._result(spec, output, model_name, budget, min_pixels, context)
+            return generation_result(spec.task, spec.images, output, generator.loaded.name, budget, min_pixels, context)
 
-        return self.pool.submit(work)
+        return self.engines.vlm_pool.submit(work)
 
-    def _result(
-        self,
-        spec: TaskSpec,
-        output: GenerationOutput,
-        model_name: str,
-        budget: int,
-        min_pixels: int,
-        context: JobContext,
-    ) -> TaskResult:
-        return TaskResult(
-            task=spec.task,
-            text=output.text,
-            model=model_name,
-            finish_reason=output.finish_reason,
-            usage=Usage(
-                prompt_tokens=output.prompt_tokens,
-                image_tokens=output.image_tokens,
-                completion_tokens=output.completion_tokens,
-            ),
-            timings=Timings(
-                queue_ms=round(context.queue_ms, 1),
-                prefill_ms=round(output.prefill_ms, 1),
-                decode_ms=round(output.decode_ms, 1),
-                total_ms=round(context.elapsed_ms, 1),
-            ),
-            images=[self._image_usage(item, budget, min_pixels) for item in spec.images],
-        )
-
-    @staticmethod
-    def _image_usage(item: StoredImage, budget: int, min_pixels: int) -> ImageUsage:
-        width, height = fitted_size(item.decoded.width, item.decoded.height, budget, min_pixels)
-        return ImageUsage(
-            image_id=item.image_id,
-            width=item.decoded.width,
-            height=item.decoded.height,
-            model_width=width,
-            model_height=height,
-            pixel_budget=budget,
-            visual_tokens=visual_tokens(width, height),
-        )
-
-    async def run(self, spec: TaskSpec, is_disconnected: Callable[[], Awaitable[bool]]) -> TaskResult:
+    async def run(self, spec: TaskSpec, is_disconnected: Callable[[], Awaitable[bool]]) -> AnyTaskResult:
         """Run a task for an HTTP client; a client that disconnects cancels its job."""
-        job = self.submit(spec)
-        watcher = asyncio.create_task(_cancel_on_disconnect(job, is_disconnected))
+        run = self.submit(spec)
+        watcher = asyncio.create_task(_cancel_on_disconnect(run, is_disconnected))
         try:
-            return await job.result()
+            return await run.result()
         except JobCancelled:
             raise ClientGone("the client closed the request") from None
         finally:
             watcher.cancel()
 
 
-async def _cancel_on_disconnect(job: Job[TaskResult], is_disconnected: Callable[[], Awaitable[bool]]) -> None:
+async def _cancel_on_disconnect(run: Run[AnyTaskResult], is_disconnected: Callable[[], Awaitable[bool]]) -> None:
     while not await is_disconnected():
         await asyncio.sleep(0.25)
-    job.cancel()
+    run.cancel()

@@ -49,6 +49,20 @@ class Settings(BaseSettings):
         True, description="Stop a generation that has fallen into a loop (the same span repeated many times)."
     )
 
+    # --- fast OCR -----------------------------------------------------------------------------------
+    fast_ocr: bool = Field(True, description="Load the fast OCR engine (PP-OCR through RapidOCR, no download).")
+    ocr_engine: Literal["auto", "fast", "vlm"] = Field(
+        "auto",
+        description="OCR engine when a request names none: fast, vlm, or auto (fast, falling back to the "
+        "VLM when the fast result is empty or low-confidence and the VLM is loaded).",
+    )
+    ocr_fallback_confidence: float = Field(
+        0.75, ge=0.0, le=1.0, description="auto: mean line confidence below which the VLM reads the image instead."
+    )
+    fast_ocr_concurrency: int = Field(1, ge=1, le=8, description="Fast OCR jobs running at once (own pool).")
+    fast_ocr_queue_size: int = Field(16, ge=0, le=1024, description="Fast OCR jobs waiting; more get 429.")
+    fast_ocr_threads: int = Field(0, ge=0, le=256, description="ONNX Runtime threads per fast OCR job; 0 = all cores.")
+
     # --- images --------------------------------------------------------------------------------------
     max_upload_bytes: int = Field(20 * MIB, ge=1024, le=512 * MIB, description="Largest accepted image file, in bytes.")
     max_image_pixels: int = Field(

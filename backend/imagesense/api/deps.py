@@ -7,7 +7,7 @@ from starlette.requests import HTTPConnection
 
 from imagesense.errors import ValidationFailed
 from imagesense.schemas.errors import ErrorResponse
-from imagesense.schemas.tasks import DescribeDetail, Resolution, TaskOptions
+from imagesense.schemas.tasks import DescribeDetail, OcrEngine, Resolution, TaskOptions
 from imagesense.service import TaskService
 from imagesense.store import StoredImage
 
@@ -38,6 +38,15 @@ def task_options(
         temperature=temperature,
         top_p=top_p,
     )
+
+
+def ocr_options(
+    options: Annotated[TaskOptions, Depends(task_options)],
+    engine: Annotated[
+        OcrEngine | None, Form(description="fast (PP-OCR, boxes), vlm (Qwen3-VL) or auto; unset = server default.")
+    ] = None,
+) -> TaskOptions:
+    return options.model_copy(update={"engine": engine})
 
 
 def describe_options(

@@ -4,15 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from imagesense.api.deps import (
-    ERROR_RESPONSES,
-    FileField,
-    ImageIdField,
-    ServiceDep,
-    single_image,
-    task_options,
-)
-from imagesense.schemas.tasks import TaskOptions, TaskResult
+from imagesense.api.deps import ERROR_RESPONSES, FileField, ImageIdField, ServiceDep, ocr_options, single_image
+from imagesense.schemas.tasks import OcrResult, TaskOptions
 from imagesense.service import TaskSpec
 
 router = APIRouter(tags=["tasks"], responses=ERROR_RESPONSES)
@@ -22,9 +15,12 @@ router = APIRouter(tags=["tasks"], responses=ERROR_RESPONSES)
 async def ocr(
     request: Request,
     service: ServiceDep,
-    options: Annotated[TaskOptions, Depends(task_options)],
+    options: Annotated[TaskOptions, Depends(ocr_options)],
     file: FileField = None,
     image_id: ImageIdField = None,
-) -> TaskResult:
+) -> OcrResult:
+    """The text of one image: from the fast engine with line boxes, or from the VLM (see `engine`)."""
     image = await single_image(service, file, image_id)
-    return await service.run(TaskSpec("ocr", [image], options), request.is_disconnected)
+    result = await service.run(TaskSpec("ocr", [image], options), request.is_disconnected)
+    assert isinstance(result, OcrResult)  # the OCR task always yields an OcrResult
+    return result

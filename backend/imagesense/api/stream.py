@@ -15,7 +15,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from imagesense.api.deps import get_service
 from imagesense.errors import ApiError, JobCancelled, validation_error_from
-from imagesense.pool import Job, Output, Queued, Started
+from imagesense.pool import Output, Queued, Started
+from imagesense.runs import Run
 from imagesense.schemas.stream import (
     CancelledEvent,
     ClientMessage,
@@ -26,7 +27,7 @@ from imagesense.schemas.stream import (
     StreamRequest,
     TokenEvent,
 )
-from imagesense.schemas.tasks import TaskResult
+from imagesense.schemas.tasks import AnyTaskResult
 from imagesense.service import TaskService, TaskSpec
 
 router = APIRouter(tags=["stream"])
@@ -43,7 +44,7 @@ class StreamSession:
     def __init__(self, websocket: WebSocket, service: TaskService) -> None:
         self.websocket = websocket
         self.service = service
-        self.job: Job[TaskResult] | None = None
+        self.job: Run[AnyTaskResult] | None = None
         self.runner: asyncio.Task[None] | None = None
 
     async def send(self, event: BaseModel) -> None:
@@ -87,7 +88,7 @@ class StreamSession:
             return
         self.runner = asyncio.create_task(self.relay(self.job))
 
-    async def relay(self, job: Job[TaskResult]) -> None:
+    async def relay(self, job: Run[AnyTaskResult]) -> None:
         async for event in job.events():
             if isinstance(event, Queued):
                 await self.send(QueuedEvent(position=event.position))

@@ -1,10 +1,12 @@
 """Liveness, readiness and pool statistics."""
 
-from fastapi import APIRouter
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from imagesense.api.deps import ServiceDep
-from imagesense.schemas.system import Health, PoolStats, Readiness
+from imagesense.schemas.system import Health, Readiness, Stats
 
 router = APIRouter(tags=["system"])
 
@@ -16,13 +18,21 @@ async def health() -> Health:
 
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
-async def ready(service: ServiceDep) -> JSONResponse:
-    """200 when the model is loaded; 503 with the reason while loading or when it could not be loaded."""
-    state = service.runtime.state()
-    readiness = Readiness(ready=state.status == "ready", vlm=state)
-    return JSONResponse(readiness.model_dump(), status_code=200 if readiness.ready else 503)
+async def ready(
+    service: ServiceDep,
+    engine: Annotated[Literal["any", "vlm", "fast_ocr"], Query(description="Which engine must be ready.")] = "any",
+) -> JSONResponse:
+    """Each engine's state. 200 when the engine asked for (by default: any engine) can take work; 503 with
+    the reasons while loading or when an engine could not be loaded."""
+    engines = service.engines
+    vlm, fast_ocr = engines.vlm.state(), engines.fast_ocr.state()
+    wanted = {"any": engines.vlm.ready or engines.fast_ocr.ready, "vlm": engines.vlm.ready}
+    is_ready = wanted.get(engine, engines.fast_ocr.ready)
+    readiness = Readiness(ready=is_ready, vlm=vlm, fast_ocr=fast_ocr)
+    return JSONResponse(readiness.model_dump(), status_code=200 if is_ready else 503)
 
 
 @router.get("/stats")
-async def stats(service: ServiceDep) -> PoolStats:
-    return service.pool.stats()
+async def stats(service: ServiceDep) -> Stats:
+    vlm = service.engines.vlm_pool.stats()
+    return Stats(**vlm.model_dump(), fast_ocr=service.engines.ocr_pool.stats())

@@ -1,4 +1,4 @@
-"""The model's life in the service: loaded in the background, its state reported honestly."""
+"""The engines' life in the service: each loads on its own thread and reports its state honestly."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 import torch
 
+from imagesense.engine.fast_ocr import ENGINE_NAME, FastOcr
 from imagesense.engine.generation import Generator
 from imagesense.engine.loader import explain_load_failure, load_model
 from imagesense.errors import ModelUnavailable
@@ -16,6 +19,7 @@ from imagesense.schemas.system import ModelState, ModelStatus
 from imagesense.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def cpu_cores() -> int:
@@ -32,22 +36,32 @@ def threads_per_worker(settings: Settings) -> int:
     return max(1, cpu_cores() // settings.max_concurrency)
 
 
-class ModelRuntime:
-    """Loads the vision-language model on its own thread; tasks ask it for the generator."""
+class EngineRuntime(Generic[T]):
+    """Loads one engine in the background; tasks ask it for the engine, or get a 503 with the reason."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._status: ModelStatus = "loading" if settings.load_model else "disabled"
-        self._reason: str | None = None if settings.load_model else "model loading is disabled"
-        self._generator: Generator | None = None
+    def __init__(
+        self,
+        label: str,
+        name: str,
+        load: Callable[[], T],
+        explain: Callable[[BaseException], str],
+        enabled: bool = True,
+    ) -> None:
+        self._label = label
+        self._name = name
+        self._load_engine = load
+        self._explain = explain
+        self._status: ModelStatus = "loading" if enabled else "disabled"
+        self._reason: str | None = f"loading {name}" if enabled else f"the {label} is disabled by configuration"
+        self._engine: T | None = None
         self._load_seconds: float | None = None
         self._thread: threading.Thread | None = None
+        self.dtype: str | None = None
 
     def start_loading(self) -> None:
-        if not self._settings.load_model:
+        if self._status != "loading":
             return
-        self._reason = f"loading {self._settings.model}"
-        self._thread = threading.Thread(target=self._load, name="imagesense-model-loader", daemon=True)
+        self._thread = threading.Thread(target=self._load, name=f"imagesense-load-{self._label}", daemon=True)
         self._thread.start()
 
     def wait_loaded(self, timeout_s: float | None = None) -> None:
@@ -55,41 +69,75 @@ class ModelRuntime:
             self._thread.join(timeout_s)
 
     def _load(self) -> None:
-        settings = self._settings
         began = time.perf_counter()
-        torch.set_num_threads(cpu_cores())
         try:
-            loaded = load_model(settings.model, settings.dtype, settings.model_revision)
-            generator = Generator(loaded)
-            if settings.warmup:
-                generator.warm_up()
+            engine = self._load_engine()
         except Exception as exc:  # noqa: BLE001 - any failure becomes the reported state
-            log.error("model load failed: %r", exc)
-            self._reason = explain_load_failure(settings.model, exc)
+            log.error("%s failed to load: %r", self._label, exc)
+            self._reason = self._explain(exc)
             self._status = "failed"
             return
         self._load_seconds = time.perf_counter() - began
-        self._generator = generator
+        self._engine = engine
         self._reason = None
         self._status = "ready"
-        log.info("model %s ready in %.1f s (%s)", settings.model, self._load_seconds, loaded.dtype)
+        log.info("%s ready in %.1f s", self._label, self._load_seconds)
 
     @property
-    def generator(self) -> Generator:
-        if self._generator is None:
-            raise ModelUnavailable(f"the vision-language model is not ready: {self._reason}")
-        return self._generator
+    def ready(self) -> bool:
+        return self._engine is not None
+
+    def get(self) -> T:
+        if self._engine is None:
+            raise ModelUnavailable(f"the {self._label} is not ready: {self._reason}")
+        return self._engine
 
     def state(self) -> ModelState:
-        dtype = str(self._generator.loaded.dtype).removeprefix("torch.") if self._generator else None
         return ModelState(
             status=self._status,
-            model=self._settings.model,
+            model=self._name,
             reason=self._reason,
-            dtype=dtype,
+            dtype=self.dtype,
             load_seconds=self._load_seconds,
         )
 
-    def configure_worker_thread(self) -> None:
-        """Run on each pool thread at start: its share of the cores for torch."""
-        torch.set_num_threads(threads_per_worker(self._settings))
+
+def vlm_runtime(settings: Settings) -> EngineRuntime[Generator]:
+    runtime: EngineRuntime[Generator]
+
+    def load() -> Generator:
+        torch.set_num_threads(cpu_cores())
+        generator = Generator(load_model(settings.model, settings.dtype, settings.model_revision))
+        if settings.warmup:
+            generator.warm_up()
+        runtime.dtype = str(generator.loaded.dtype).removeprefix("torch.")
+        return generator
+
+    runtime = EngineRuntime(
+        "vision-language model",
+        settings.model,
+        load,
+        lambda error: explain_load_failure(settings.model, error),
+        enabled=settings.load_model,
+    )
+    return runtime
+
+
+def fast_ocr_runtime(settings: Settings) -> EngineRuntime[FastOcr]:
+    def load() -> FastOcr:
+        engine = FastOcr(threads=settings.fast_ocr_threads or cpu_cores())
+        engine.warm_up()
+        return engine
+
+    def explain(error: BaseException) -> str:
+        return (
+            f"the fast OCR engine could not start ({type(error).__name__}: {error}). "
+            "It needs the rapidocr and onnxruntime packages: pip install 'rapidocr>=3,<4' onnxruntime"
+        )
+
+    return EngineRuntime("fast OCR engine", ENGINE_NAME, load, explain, enabled=settings.fast_ocr)
+
+
+def configure_torch_worker(settings: Settings) -> Callable[[], None]:
+    """What each VLM pool thread runs at start: its share of the cores for torch."""
+    return lambda: torch.set_num_threads(threads_per_worker(settings))

@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Discriminator, Field, Tag
 
-from imagesense.schemas.tasks import MAX_QUESTION_CHARS, TaskName, TaskOptions, TaskResult, Turn
+from imagesense.schemas.tasks import MAX_QUESTION_CHARS, AnyTaskResult, TaskName, TaskOptions, Turn
 
 
 class StreamRequest(BaseModel):
@@ -52,7 +52,7 @@ class TokenEvent(BaseModel):
 
 class DoneEvent(BaseModel):
     type: Literal["done"] = "done"
-    result: TaskResult
+    result: AnyTaskResult = Field(description="The same typed result as the HTTP endpoint's.")
 
 
 class ErrorEvent(BaseModel):

@@ -20,8 +20,9 @@ class ModelState(BaseModel):
 
 
 class Readiness(BaseModel):
-    ready: bool
-    vlm: ModelState
+    ready: bool = Field(description="At least one engine can take work.")
+    vlm: ModelState = Field(description="Qwen3-VL: OCR, describe, ask.")
+    fast_ocr: ModelState = Field(description="PP-OCR: fast OCR with line boxes.")
 
 
 class PoolStats(BaseModel):
@@ -33,3 +34,9 @@ class PoolStats(BaseModel):
     failed: int
     cancelled: int
     peak_active: int = Field(description="Most jobs ever running at once (never above max_concurrency).")
+
+
+class Stats(PoolStats):
+    """The vision-language model's pool, and the fast OCR engine's own pool."""
+
+    fast_ocr: PoolStats

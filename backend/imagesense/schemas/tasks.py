@@ -8,6 +8,8 @@ TaskName = Literal["ocr", "describe", "ask"]
 DescribeDetail = Literal["brief", "detailed"]
 Resolution = Literal["low", "auto", "high"]
 FinishReason = Literal["stop", "length", "repetition", "cancelled"]
+OcrEngine = Literal["auto", "fast", "vlm"]
+PageRotation = Literal[0, 90, 180, 270]
 
 MAX_QUESTION_CHARS = 4000
 MAX_HISTORY_TURNS = 32
@@ -36,6 +38,9 @@ class TaskOptions(BaseModel):
         "IMAGESENSE_VISION_MAX_PIXELS). One visual token covers 32×32 px.",
     )
     detail: DescribeDetail = Field("brief", description="Describe only: a brief or a detailed description.")
+    engine: OcrEngine | None = Field(
+        None, description="OCR only: fast (PP-OCR), vlm (Qwen3-VL) or auto; unset = IMAGESENSE_OCR_ENGINE."
+    )
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 is greedy (deterministic).")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling, when temperature > 0.")
 
@@ -71,3 +76,29 @@ class TaskResult(BaseModel):
     usage: Usage
     timings: Timings
     images: list[ImageUsage]
+
+
+class OcrLine(BaseModel):
+    text: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    box: list[tuple[float, float]] = Field(
+        min_length=4,
+        max_length=4,
+        description="Four corners (x, y) in pixels of the uploaded image after EXIF orientation, "
+        "clockwise from the top-left corner of the text.",
+    )
+
+
+class OcrResult(TaskResult):
+    """OCR's result: the text plus, from the fast engine, its lines with boxes."""
+
+    task: Literal["ocr"] = "ocr"
+    engine: Literal["fast", "vlm"] = Field(description="The engine whose text this is.")
+    lines: list[OcrLine] = Field(description="Lines in reading order (fast engine; empty from the VLM).")
+    markdown: str | None = Field(None, description="The text as Markdown (rows of cells become tables).")
+    rotation: PageRotation | None = Field(
+        None, description="How far the page was turned counter-clockwise (fast engine)."
+    )
+
+
+AnyTaskResult = OcrResult | TaskResult

@@ -1,0 +1,90 @@
+"""`imagesense bench-ocr`: latency and character error rate per test page for each OCR engine.
+
+A benchmark, not a test: it prints what it measured. The VLM's text from a random-weight checkpoint is
+nonsense, so its CER is only meaningful with real weights; its latency is real either way.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PIL import Image
+
+from imagesense import budgets
+from imagesense.engine.fast_ocr import FastOcr
+from imagesense.engine.generation import GenerationRequest, Generator
+from imagesense.engine.loader import load_model
+from imagesense.engine.prompts import build_messages
+from imagesense.images import fit_to_budget
+from imagesense.layout import reading_order, to_text
+from imagesense.samples import Sample, all_samples, character_error_rate
+
+Reader = Callable[[Image.Image], str]
+
+
+def fast_reader(threads: int) -> Reader:
+    engine = FastOcr(threads=threads)
+    engine.warm_up()
+
+    def read(image: Image.Image) -> str:
+        output = engine.read(image)
+        return to_text(reading_order(output.lines, output.rotation, image.width, image.height))
+
+    return read
+
+
+def vlm_reader(model: str, max_new_tokens: int) -> Reader:
+    generator = Generator(load_model(model))
+    generator.warm_up()
+    budget = budgets.AUTO_PIXELS["ocr"]
+
+    def read(image: Image.Image) -> str:
+        request = GenerationRequest(
+            messages=build_messages("ocr", 1),
+            images=[fit_to_budget(image, budget, 4096)],
+            max_pixels=budget,
+            min_pixels=4096,
+            max_new_tokens=max_new_tokens,
+        )
+        return generator.generate(request, should_stop=lambda: False, on_text=lambda _text: None).text
+
+    return read
+
+
+def measure(reader: Reader, page: Sample, repeats: int) -> tuple[float, float]:
+    """Median latency in ms over ``repeats`` reads, and the CER of the last one."""
+    times, text = [], ""
+    for _ in range(repeats):
+        started = time.perf_counter()
+        text = reader(page.image)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times), character_error_rate(text, page.text)
+
+
+def run(engines: list[str], model: str | None, repeats: int, max_new_tokens: int, threads: int) -> None:
+    readers: dict[str, Reader] = {}
+    if "fast" in engines:
+        readers["fast"] = fast_reader(threads)
+    if "vlm" in engines:
+        if model is None:
+            raise SystemExit("bench-ocr: --model is needed for the vlm engine")
+        readers["vlm"] = vlm_reader(model, max_new_tokens)
+        if (Path(model) / "IMAGESENSE_RANDOM_WEIGHTS").exists():
+            print(f"note: {model} has random weights: the vlm's CER below is meaningless, its latency is not\n")
+    pages = all_samples()
+    print(f"{'sample':<15}{'category':<20}{'size':>10}{'engine':>8}{'latency ms':>12}{'CER':>8}")
+    per_category: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for page in pages:
+        for name, reader in readers.items():
+            latency, cer = measure(reader, page, repeats if name == "fast" else 1)
+            per_category.setdefault((page.category, name), []).append((latency, cer))
+            size = f"{page.image.width}×{page.image.height}"
+            print(f"{page.name:<15}{page.category:<20}{size:>10}{name:>8}{latency:>12.0f}{cer:>8.3f}")
+    print(f"\n{'category':<22}{'engine':>8}{'mean latency ms':>17}{'mean CER':>10}")
+    for (category, name), values in per_category.items():
+        latency = statistics.mean(v[0] for v in values)
+        cer = statistics.mean(v[1] for v in values)
+        print(f"{category:<22}{name:>8}{latency:>17.0f}{cer:>10.3f}")
