@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,7 +7,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-import imagesense.engine.checkpoint as checkpoint_module
+from imagesense.engine.checkpoint import cached_checkpoint
 from support import service
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,13 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def tiny_checkpoint() -> Path:
     """The random-weight tiny Qwen3-VL checkpoint, built once and cached until its builder changes."""
-    source = Path(checkpoint_module.__file__).read_bytes()
-    version = hashlib.sha256(source).hexdigest()[:12]
-    root = Path(os.environ.get("IMAGESENSE_TEST_CACHE", REPO / ".cache"))
-    folder = root / f"tiny-qwen3-vl-{version}"
-    if not (folder / "model.safetensors").is_file():
-        checkpoint_module.build_checkpoint(folder, "tiny")
-    return folder
+    return cached_checkpoint(Path(os.environ.get("IMAGESENSE_TEST_CACHE", REPO / ".cache")), "tiny")
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,11 @@ def download(args: argparse.Namespace) -> None:
 
 def build_checkpoint(args: argparse.Namespace) -> None:
     from imagesense.engine.checkpoint import build_checkpoint as build
+    from imagesense.engine.checkpoint import cached_checkpoint
 
+    if args.cached:  # print only the path, for scripts: $(imagesense build-checkpoint .cache --cached)
+        print(cached_checkpoint(Path(args.out), args.architecture))
+        return
     out = build(Path(args.out), args.architecture)
     print(f"random-weight {args.architecture} Qwen3-VL checkpoint written to {out}")
 
@@ -75,6 +79,7 @@ def parser() -> argparse.ArgumentParser:
     build = commands.add_parser("build-checkpoint", help="write a random-weight Qwen3-VL checkpoint, offline")
     build.add_argument("out", help="output folder")
     build.add_argument("--architecture", choices=["tiny", "2b"], default="tiny")
+    build.add_argument("--cached", action="store_true", help="OUT is a cache folder: build once, print the path")
     build.set_defaults(func=build_checkpoint)
 
     spec = commands.add_parser("openapi", help="write the OpenAPI spec (no model needed)")

@@ -124,7 +124,8 @@ def to_markdown(rows: Sequence[Sequence[TextLine]]) -> str:
 
 
 def _table(cells: list[list[str]]) -> str:
-    header, *body = cells
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
+    # A page has no header row to offer: the header stays empty and every row is a body row.
+    width = len(cells[0])
+    lines = ["|" + "   |" * width, "|" + " --- |" * width]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join(lines)

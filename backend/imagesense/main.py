@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from imagesense import __version__
 from imagesense.api import api_router
+from imagesense.api.stream import add_stream_schemas
 from imagesense.engine.runtime import configure_torch_worker, fast_ocr_runtime, vlm_runtime
 from imagesense.errors import install_error_handlers
 from imagesense.pool import WorkerPool
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"])
     app.include_router(api_router)
+    add_stream_schemas(app)
     mount_spa(app, settings.static_dir)
     logging.getLogger("imagesense").setLevel(logging.INFO)
     return app

@@ -19,9 +19,13 @@ def get_service(connection: HTTPConnection) -> TaskService:
 
 ServiceDep = Annotated[TaskService, Depends(get_service)]
 
-ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorResponse} for status in (400, 404, 413, 415, 422, 429, 503, 504)
-}
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
+    """OpenAPI entries for the errors a route can answer, all in the one error shape."""
+    return {status: {"model": ErrorResponse} for status in statuses}
+
+
+ERROR_RESPONSES = error_responses(400, 404, 413, 415, 422, 429, 503, 504)
 
 
 def task_options(

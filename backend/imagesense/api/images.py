@@ -4,11 +4,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Response, UploadFile
 
-from imagesense.api.deps import ERROR_RESPONSES, ServiceDep, read_upload
+from imagesense.api.deps import ServiceDep, error_responses, read_upload
 from imagesense.schemas.images import ImageInfo
 from imagesense.store import StoredImage
 
-router = APIRouter(prefix="/images", tags=["images"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/images", tags=["images"])
 
 
 def image_info(item: StoredImage) -> ImageInfo:
@@ -22,18 +22,18 @@ def image_info(item: StoredImage) -> ImageInfo:
     )
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=error_responses(400, 413, 415, 422))
 async def upload_image(service: ServiceDep, file: Annotated[UploadFile, File()]) -> ImageInfo:
     """Store an image; the same bytes always get the same id."""
     return image_info(await read_upload(service, file, "file"))
 
 
-@router.get("/{image_id}")
+@router.get("/{image_id}", responses=error_responses(404, 422))
 async def get_image(service: ServiceDep, image_id: str) -> ImageInfo:
     return image_info(service.store.get(image_id))
 
 
-@router.delete("/{image_id}", status_code=204)
+@router.delete("/{image_id}", status_code=204, responses=error_responses(404, 422))
 async def delete_image(service: ServiceDep, image_id: str) -> Response:
     service.store.delete(image_id)
     return Response(status_code=204)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import anyio
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic.json_schema import JsonSchemaMode
 
 from imagesense.api.deps import get_service
 from imagesense.errors import ApiError, JobCancelled, validation_error_from
@@ -23,6 +25,7 @@ from imagesense.schemas.stream import (
     DoneEvent,
     ErrorEvent,
     QueuedEvent,
+    ServerEvent,
     StartedEvent,
     StreamRequest,
     TokenEvent,
@@ -108,6 +111,35 @@ class StreamSession:
     def cancel(self) -> None:
         if self.job is not None:
             self.job.cancel()
+
+
+def stream_schemas() -> dict[str, Any]:
+    """JSON schemas of the stream's messages, for the OpenAPI components (WebSockets aren't in OpenAPI),
+    so that clients generated from the spec get typed events too."""
+    ref = "#/components/schemas/{model}"
+    schemas: dict[str, Any] = {}
+    messages: list[tuple[str, TypeAdapter[Any], JsonSchemaMode]] = [
+        ("ClientMessage", _CLIENT_MESSAGE, "validation"),  # what clients send: defaults may be left out
+        ("ServerEvent", TypeAdapter(ServerEvent), "serialization"),  # what they receive: every field
+    ]
+    for name, adapter, mode in messages:
+        schema = adapter.json_schema(ref_template=ref, mode=mode)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[name] = schema
+    return schemas
+
+
+def add_stream_schemas(app: FastAPI) -> None:
+    build_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        spec = build_openapi()
+        components = spec.setdefault("components", {}).setdefault("schemas", {})
+        for name, schema in stream_schemas().items():
+            components.setdefault(name, schema)
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 @router.websocket("/stream")

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from imagesense.api.deps import ServiceDep
+from imagesense.api.deps import ServiceDep, error_responses
 from imagesense.schemas.system import Health, Readiness, Stats
 
 router = APIRouter(tags=["system"])
@@ -17,7 +17,7 @@ async def health() -> Health:
     return Health()
 
 
-@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
+@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}, **error_responses(422)})
 async def ready(
     service: ServiceDep,
     engine: Annotated[Literal["any", "vlm", "fast_ocr"], Query(description="Which engine must be ready.")] = "any",

@@ -9,8 +9,10 @@ speed measurements (same compute per token and per image, nonsense text).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import shutil
 from pathlib import Path
 from typing import Any, Literal
 
@@ -154,6 +156,18 @@ def build_checkpoint(out_dir: Path, architecture: Architecture = "tiny", seed: i
     _write_processor_configs(out_dir)
     (out_dir / "IMAGESENSE_RANDOM_WEIGHTS").write_text(f"architecture={architecture} seed={seed}\n")
     return out_dir
+
+
+def cached_checkpoint(cache_dir: Path, architecture: Architecture = "tiny") -> Path:
+    """The checkpoint in ``cache_dir``, built on first use and rebuilt whenever this builder changes."""
+    version = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    folder = cache_dir / f"{architecture}-qwen3-vl-{version}"
+    if not (folder / "model.safetensors").is_file():
+        building = folder.with_name(folder.name + ".building")
+        shutil.rmtree(building, ignore_errors=True)
+        build_checkpoint(building, architecture)
+        building.rename(folder)  # whole or absent: an interrupted build is never mistaken for a checkpoint
+    return folder
 
 
 def _write_processor_configs(out_dir: Path) -> None:

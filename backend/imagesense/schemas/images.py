@@ -2,12 +2,14 @@
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from imagesense.schemas.base import ApiModel
 
 ImageFormat = Literal["jpeg", "png", "webp", "gif", "bmp", "tiff"]
 
 
-class ImageInfo(BaseModel):
+class ImageInfo(ApiModel):
     image_id: str = Field(description="Content-derived id: the same bytes always give the same id.")
     width: int = Field(description="Width in pixels after EXIF orientation.")
     height: int = Field(description="Height in pixels after EXIF orientation.")

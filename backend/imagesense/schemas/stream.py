@@ -2,12 +2,13 @@
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Discriminator, Field, Tag
+from pydantic import Discriminator, Field, Tag
 
+from imagesense.schemas.base import ApiModel
 from imagesense.schemas.tasks import MAX_QUESTION_CHARS, AnyTaskResult, TaskName, TaskOptions, Turn
 
 
-class StreamRequest(BaseModel):
+class StreamRequest(ApiModel):
     """Client → server: start a task on images uploaded through POST /api/v1/images."""
 
     type: Literal["run"] = "run"
@@ -18,7 +19,7 @@ class StreamRequest(BaseModel):
     options: TaskOptions = Field(default_factory=TaskOptions)
 
 
-class CancelRequest(BaseModel):
+class CancelRequest(ApiModel):
     """Client → server: stop the running task (closing the socket does too)."""
 
     type: Literal["cancel"]
@@ -36,33 +37,33 @@ ClientMessage = Annotated[
 ]
 
 
-class QueuedEvent(BaseModel):
+class QueuedEvent(ApiModel):
     type: Literal["queued"] = "queued"
     position: int = Field(description="1 = next to start.")
 
 
-class StartedEvent(BaseModel):
+class StartedEvent(ApiModel):
     type: Literal["started"] = "started"
 
 
-class TokenEvent(BaseModel):
+class TokenEvent(ApiModel):
     type: Literal["token"] = "token"
     text: str
 
 
-class DoneEvent(BaseModel):
+class DoneEvent(ApiModel):
     type: Literal["done"] = "done"
     result: AnyTaskResult = Field(description="The same typed result as the HTTP endpoint's.")
 
 
-class ErrorEvent(BaseModel):
+class ErrorEvent(ApiModel):
     type: Literal["error"] = "error"
     code: str
     message: str
     field: str | None = None
 
 
-class CancelledEvent(BaseModel):
+class CancelledEvent(ApiModel):
     type: Literal["cancelled"] = "cancelled"
 
 

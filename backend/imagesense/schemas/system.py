@@ -2,16 +2,18 @@
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from imagesense.schemas.base import ApiModel
 
 ModelStatus = Literal["loading", "ready", "failed", "disabled"]
 
 
-class Health(BaseModel):
+class Health(ApiModel):
     status: Literal["ok"] = "ok"
 
 
-class ModelState(BaseModel):
+class ModelState(ApiModel):
     status: ModelStatus
     model: str = Field(description="Hub id or folder the service loads.")
     reason: str | None = Field(None, description="Why it is not ready, and how to fix it.")
@@ -19,13 +21,13 @@ class ModelState(BaseModel):
     load_seconds: float | None = None
 
 
-class Readiness(BaseModel):
+class Readiness(ApiModel):
     ready: bool = Field(description="At least one engine can take work.")
     vlm: ModelState = Field(description="Qwen3-VL: OCR, describe, ask.")
     fast_ocr: ModelState = Field(description="PP-OCR: fast OCR with line boxes.")
 
 
-class PoolStats(BaseModel):
+class PoolStats(ApiModel):
     max_concurrency: int
     active: int = Field(description="Jobs running now.")
     queued: int = Field(description="Jobs waiting for a worker.")

@@ -2,7 +2,9 @@
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from imagesense.schemas.base import ApiModel
 
 TaskName = Literal["ocr", "describe", "ask"]
 DescribeDetail = Literal["brief", "detailed"]
@@ -15,12 +17,12 @@ MAX_QUESTION_CHARS = 4000
 MAX_HISTORY_TURNS = 32
 
 
-class Turn(BaseModel):
+class Turn(ApiModel):
     role: Literal["user", "assistant"]
     content: str = Field(min_length=1, max_length=32000)
 
 
-class TaskOptions(BaseModel):
+class TaskOptions(ApiModel):
     """Options every task takes. Unset fields use the task's defaults."""
 
     max_new_tokens: int | None = Field(
@@ -45,20 +47,20 @@ class TaskOptions(BaseModel):
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling, when temperature > 0.")
 
 
-class Usage(BaseModel):
+class Usage(ApiModel):
     prompt_tokens: int = Field(description="Tokens in the prompt, visual tokens included.")
     image_tokens: int = Field(description="Visual tokens among them.")
     completion_tokens: int
 
 
-class Timings(BaseModel):
+class Timings(ApiModel):
     queue_ms: float = Field(description="Waiting for a free worker.")
     prefill_ms: float = Field(description="Image encoding and prompt until the first token.")
     decode_ms: float = Field(description="First token to last.")
     total_ms: float = Field(description="Arrival to last token.")
 
 
-class ImageUsage(BaseModel):
+class ImageUsage(ApiModel):
     image_id: str
     width: int = Field(description="Width of the stored image.")
     height: int = Field(description="Height of the stored image.")
@@ -68,7 +70,7 @@ class ImageUsage(BaseModel):
     visual_tokens: int = Field(description="Visual tokens the image became.")
 
 
-class TaskResult(BaseModel):
+class TaskResult(ApiModel):
     task: TaskName
     text: str
     model: str
@@ -78,7 +80,7 @@ class TaskResult(BaseModel):
     images: list[ImageUsage]
 
 
-class OcrLine(BaseModel):
+class OcrLine(ApiModel):
     text: str
     confidence: float = Field(ge=0.0, le=1.0)
     box: list[tuple[float, float]] = Field(
