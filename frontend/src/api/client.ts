@@ -1,0 +1,30 @@
+import createClient from "openapi-fetch";
+import type { components, paths } from "./schema";
+
+/** The typed HTTP client, generated from the backend's OpenAPI spec (frontend/openapi.json). */
+// Same origin as the page (the backend serves the app, or Vite proxies /api in development).
+export const api = createClient<paths>({ baseUrl: globalThis.location?.origin ?? "" });
+
+type Schemas = components["schemas"];
+export type ImageInfo = Schemas["ImageInfo"];
+export type Readiness = Schemas["Readiness"];
+export type ModelState = Schemas["ModelState"];
+export type TaskResult = Schemas["TaskResult"];
+export type OcrResult = Schemas["OcrResult"];
+export type OcrLine = Schemas["OcrLine"];
+export type StreamRequest = Schemas["StreamRequest"];
+export type TaskOptions = Schemas["TaskOptions"];
+export type Turn = Schemas["Turn"];
+export type ServerEvent = Schemas["ServerEvent"];
+export type ErrorBody = Schemas["ErrorBody"];
+export type TaskName = StreamRequest["task"];
+
+export function isOcrResult(result: TaskResult | OcrResult): result is OcrResult {
+  return "lines" in result;
+}
+
+/** The `{"error": {...}}` body every endpoint answers with, or a stand-in when there is none. */
+export function errorOf(body: unknown, fallback: string): ErrorBody {
+  const error = (body as { error?: ErrorBody } | undefined)?.error;
+  return error ?? { code: "network_error", message: fallback, field: null };
+}

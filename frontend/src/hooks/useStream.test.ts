@@ -1,0 +1,79 @@
+import { act, renderHook } from "@testing-library/react";
+import { FakeSocket, fakeSocketFactory } from "../test/fakeSocket";
+import { describeResult } from "../test/fixtures";
+import { reduceEvent, streamUrl, useStream } from "./useStream";
+
+const request = { type: "run" as const, task: "describe" as const, image_ids: ["abc"], question: null };
+
+beforeEach(() => {
+  FakeSocket.instances = [];
+});
+
+function started() {
+  const hook = renderHook(() => useStream(fakeSocketFactory));
+  act(() => hook.result.current.run(request));
+  const socket = FakeSocket.instances[0]!;
+  return { hook, socket };
+}
+
+test("sends the task once the socket opens and follows the events to the result", () => {
+  const { hook, socket } = started();
+  expect(hook.result.current.state.status).toBe("connecting");
+  expect(socket.sent).toEqual([]);
+  act(() => socket.open());
+  expect(socket.sent).toEqual([request]);
+
+  act(() => socket.emit({ type: "queued", position: 2 }));
+  expect(hook.result.current.state).toMatchObject({ status: "queued", position: 2 });
+  act(() => socket.emit({ type: "started" }));
+  act(() => socket.emit({ type: "token", text: "A yellow" }));
+  act(() => socket.emit({ type: "token", text: " sun" }));
+  expect(hook.result.current.state).toMatchObject({ status: "running", text: "A yellow sun", tokens: 2 });
+  act(() => socket.emit({ type: "done", result: describeResult }));
+  expect(hook.result.current.state).toMatchObject({ status: "done", text: describeResult.text });
+  expect(hook.result.current.state.result).toEqual(describeResult);
+});
+
+test("cancel sends a cancel message and the server's answer ends the run", () => {
+  const { hook, socket } = started();
+  act(() => socket.open());
+  act(() => socket.emit({ type: "started" }));
+  act(() => hook.result.current.cancel());
+  expect(socket.sent.at(-1)).toEqual({ type: "cancel" });
+  act(() => socket.emit({ type: "cancelled" }));
+  expect(hook.result.current.state.status).toBe("cancelled");
+});
+
+test("the socket is reused for the next task", () => {
+  const { hook, socket } = started();
+  act(() => socket.open());
+  act(() => socket.emit({ type: "done", result: describeResult }));
+  act(() => hook.result.current.run(request));
+  expect(FakeSocket.instances).toHaveLength(1);
+  expect(socket.sent).toHaveLength(2);
+  expect(hook.result.current.state.text).toBe("");
+});
+
+test("a dropped connection during a run is an error; afterwards a new socket is opened", () => {
+  const { hook, socket } = started();
+  act(() => socket.open());
+  act(() => socket.emit({ type: "started" }));
+  act(() => socket.drop());
+  expect(hook.result.current.state).toMatchObject({ status: "error", error: { code: "connection_lost" } });
+  act(() => hook.result.current.run(request));
+  expect(FakeSocket.instances).toHaveLength(2);
+});
+
+test("server errors carry their code, message and field", () => {
+  const state = reduceEvent(
+    { status: "running", position: null, text: "", tokens: 0, result: null, error: null, sentAt: 0, startedAt: 0, finishedAt: null },
+    { type: "error", code: "queue_full", message: "busy", field: null },
+    5,
+  );
+  expect(state).toMatchObject({ status: "error", error: { code: "queue_full", message: "busy" }, finishedAt: 5 });
+});
+
+test("the stream URL follows the page's scheme and host", () => {
+  expect(streamUrl({ protocol: "https:", host: "example.org" } as Location)).toBe("wss://example.org/api/v1/stream");
+  expect(streamUrl({ protocol: "http:", host: "localhost:8000" } as Location)).toBe("ws://localhost:8000/api/v1/stream");
+});

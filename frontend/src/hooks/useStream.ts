@@ -1,0 +1,133 @@
+import { useCallback, useEffect, useRef, useState } from "react";
+import type { ErrorBody, OcrResult, ServerEvent, StreamRequest, TaskResult } from "../api/client";
+
+export type StreamStatus = "idle" | "connecting" | "queued" | "running" | "done" | "error" | "cancelled";
+
+export interface StreamState {
+  status: StreamStatus;
+  /** Place in the queue while waiting (1 = next). */
+  position: number | null;
+  /** The text so far: streamed tokens, then the final result's text. */
+  text: string;
+  tokens: number;
+  result: TaskResult | OcrResult | null;
+  error: ErrorBody | null;
+  /** When the request was sent and when generation started (ms since the epoch). */
+  sentAt: number | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+}
+
+export type SocketFactory = (url: string) => WebSocket;
+
+const IDLE: StreamState = {
+  status: "idle",
+  position: null,
+  text: "",
+  tokens: 0,
+  result: null,
+  error: null,
+  sentAt: null,
+  startedAt: null,
+  finishedAt: null,
+};
+
+export function streamUrl(location: Location = window.location): string {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  return `${scheme}://${location.host}/api/v1/stream`;
+}
+
+/** Applies one server event to the state: the whole protocol in one pure function. */
+export function reduceEvent(state: StreamState, event: ServerEvent, now: number): StreamState {
+  switch (event.type) {
+    case "queued":
+      return { ...state, status: "queued", position: event.position };
+    case "started":
+      return { ...state, status: "running", position: null, startedAt: now };
+    case "token":
+      return { ...state, text: state.text + event.text, tokens: state.tokens + 1 };
+    case "done":
+      return { ...state, status: "done", result: event.result, text: event.result.text, finishedAt: now };
+    case "error":
+      return {
+        ...state,
+        status: "error",
+        error: { code: event.code, message: event.message, field: event.field },
+        finishedAt: now,
+      };
+    case "cancelled":
+      return { ...state, status: "cancelled", finishedAt: now };
+  }
+}
+
+export function isActive(status: StreamStatus): boolean {
+  return status === "connecting" || status === "queued" || status === "running";
+}
+
+/**
+ * One WebSocket to /api/v1/stream, reused across tasks: `run` sends a task, `cancel` stops it.
+ * The socket factory is injectable so tests can drive the protocol with a fake socket.
+ */
+export function useStream(createSocket: SocketFactory = (url) => new WebSocket(url)) {
+  const [state, setState] = useState<StreamState>(IDLE);
+  const socket = useRef<WebSocket | null>(null);
+  const activeRef = useRef(false);
+  activeRef.current = isActive(state.status);
+
+  const connect = useCallback((): WebSocket => {
+    const current = socket.current;
+    if (current && (current.readyState === WebSocket.OPEN || current.readyState === WebSocket.CONNECTING)) {
+      return current;
+    }
+    const ws = createSocket(streamUrl());
+    ws.onmessage = (message: MessageEvent<string>) => {
+      const event = JSON.parse(message.data) as ServerEvent;
+      setState((previous) => reduceEvent(previous, event, Date.now()));
+    };
+    ws.onclose = () => {
+      socket.current = null;
+      if (activeRef.current) {
+        setState((previous) => ({
+          ...previous,
+          status: "error",
+          error: { code: "connection_lost", message: "connection lost", field: null },
+          finishedAt: Date.now(),
+        }));
+      }
+    };
+    ws.onerror = () => {
+      if (ws.readyState !== WebSocket.OPEN) {
+        setState((previous) => ({
+          ...previous,
+          status: "error",
+          error: { code: "network_error", message: "server unreachable", field: null },
+          finishedAt: Date.now(),
+        }));
+      }
+    };
+    socket.current = ws;
+    return ws;
+  }, [createSocket]);
+
+  const run = useCallback(
+    (request: StreamRequest) => {
+      const ws = connect();
+      const payload = JSON.stringify(request);
+      setState({ ...IDLE, status: "connecting", sentAt: Date.now() });
+      if (ws.readyState === WebSocket.OPEN) ws.send(payload);
+      else ws.addEventListener("open", () => ws.send(payload), { once: true });
+    },
+    [connect],
+  );
+
+  const cancel = useCallback(() => {
+    const ws = socket.current;
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "cancel" }));
+  }, []);
+
+  const reset = useCallback(() => setState(IDLE), []);
+
+  useEffect(() => () => socket.current?.close(), []);
+
+  return { state, run, cancel, reset };
+}
