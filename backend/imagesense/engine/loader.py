@@ -14,6 +14,8 @@ from huggingface_hub.errors import HfHubHTTPError
 from transformers import AutoModelForImageTextToText, AutoProcessor, Qwen3VLProcessor
 from transformers.utils.import_utils import is_torchvision_available
 
+from imagesense.engine.quantize import Scheme, quantize_model
+
 log = logging.getLogger(__name__)
 
 
@@ -38,6 +40,7 @@ class LoadedModel:
     processor: Qwen3VLProcessor
     name: str
     dtype: torch.dtype
+    quantization: Scheme = "none"
 
 
 def cpu_has_bf16() -> bool:
@@ -86,14 +89,22 @@ def hub_options(source: str, revision: str | None) -> dict[str, Any]:
     return {"revision": revision}
 
 
-def load_model(source: str, dtype_name: str = "auto", revision: str | None = None) -> LoadedModel:
-    """Load exactly as a user with network would: ``from_pretrained`` of a hub id or a folder."""
+def load_model(
+    source: str,
+    dtype_name: str = "auto",
+    revision: str | None = None,
+    quantization: Scheme = "none",
+    quantize_vision: bool = False,
+) -> LoadedModel:
+    """Load exactly as a user with network would: ``from_pretrained`` of a hub id or a folder, straight to
+    the target dtype; then quantize layer by layer (see engine/quantize.py)."""
     dtype = resolve_dtype(dtype_name)
     hub = hub_options(source, revision)
     processor = load_processor(source, **hub)
     model = AutoModelForImageTextToText.from_pretrained(source, dtype=dtype, **hub)
     model.eval()
-    return LoadedModel(model=model, processor=processor, name=source, dtype=dtype)
+    quantize_model(model, quantization, vision=quantize_vision)
+    return LoadedModel(model=model, processor=processor, name=source, dtype=dtype, quantization=quantization)
 
 
 def explain_load_failure(source: str, error: BaseException) -> str:
