@@ -253,6 +253,10 @@ class WorkerPool:
                 self._take_slot(self._waiting.popleft())
                 self._publish_positions()
 
+    @property
+    def active(self) -> int:
+        return self._slots_taken  # a plain read: exact enough for sharing out threads
+
     def stats(self) -> PoolStats:
         with self._cond:
             return PoolStats(

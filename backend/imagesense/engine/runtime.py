@@ -14,6 +14,7 @@ import torch
 from imagesense.engine.fast_ocr import ENGINE_NAME, FastOcr
 from imagesense.engine.generation import Generator
 from imagesense.engine.loader import explain_load_failure, load_model
+from imagesense.engine.prefix_cache import PrefixCache
 from imagesense.errors import ModelUnavailable
 from imagesense.schemas.system import ModelState, ModelStatus
 from imagesense.settings import Settings
@@ -29,11 +30,14 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
-def threads_per_worker(settings: Settings) -> int:
-    """Split the cores between the workers so concurrent generations don't oversubscribe them."""
+def thread_share(settings: Settings, active: Callable[[], int]) -> Callable[[], int]:
+    """Torch threads for a generation now: IMAGESENSE_TORCH_THREADS if set, else the cores divided by the
+    generations running (all of them for one alone, half each for two)."""
     if settings.torch_threads:
-        return settings.torch_threads
-    return max(1, cpu_cores() // settings.max_concurrency)
+        fixed = settings.torch_threads
+        return lambda: fixed
+    cores = cpu_cores()
+    return lambda: max(1, cores // max(1, active()))
 
 
 class EngineRuntime(Generic[T]):
@@ -107,10 +111,14 @@ def vlm_runtime(settings: Settings) -> EngineRuntime[Generator]:
 
     def load() -> Generator:
         torch.set_num_threads(cpu_cores())
-        generator = Generator(load_model(settings.model, settings.dtype, settings.model_revision))
+        loaded = load_model(
+            settings.model, settings.dtype, settings.model_revision, settings.quantization, settings.quantize_vision
+        )
+        generator = Generator(loaded, PrefixCache(settings.prefix_cache_mb * 2**20))
         if settings.warmup:
             generator.warm_up()
-        runtime.dtype = str(generator.loaded.dtype).removeprefix("torch.")
+        dtype = str(generator.loaded.dtype).removeprefix("torch.")
+        runtime.dtype = dtype if loaded.quantization == "none" else f"{dtype}, {loaded.quantization}"
         return generator
 
     runtime = EngineRuntime(
@@ -139,5 +147,6 @@ def fast_ocr_runtime(settings: Settings) -> EngineRuntime[FastOcr]:
 
 
 def configure_torch_worker(settings: Settings) -> Callable[[], None]:
-    """What each VLM pool thread runs at start: its share of the cores for torch."""
-    return lambda: torch.set_num_threads(threads_per_worker(settings))
+    """What each VLM pool thread runs at start: its share of the cores when every worker is busy."""
+    share = settings.torch_threads or max(1, cpu_cores() // settings.max_concurrency)
+    return lambda: torch.set_num_threads(share)

@@ -73,6 +73,30 @@ class StopWhen(StoppingCriteria):
         return torch.full((input_ids.shape[0],), self.triggered, dtype=torch.bool)  # type: ignore[return-value]
 
 
+class FollowThreadShare(StoppingCriteria):
+    """Never stops anything: before each token it gives this generation its current share of the cores.
+
+    One generation alone gets every core (a single request stays fast); when a second starts, each gets
+    half, so two never oversubscribe the CPU. torch's thread count is per calling thread, so each worker
+    sets its own.
+    """
+
+    def __init__(self, threads_now: Callable[[], int]) -> None:
+        self._threads_now = threads_now
+        self._current = 0
+        self.adjust()
+
+    def adjust(self) -> None:
+        wanted = self._threads_now()
+        if wanted != self._current:
+            torch.set_num_threads(wanted)
+            self._current = wanted
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:  # noqa: ARG002
+        self.adjust()
+        return torch.zeros((input_ids.shape[0],), dtype=torch.bool)  # type: ignore[return-value]
+
+
 class RepetitionGuard(StoppingCriteria):
     """Stops a generation that has fallen into a loop: the same span of ``period`` tokens repeated.
 
