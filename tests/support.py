@@ -38,9 +38,16 @@ def wait_ready(client: TestClient, timeout_s: float = 60.0) -> dict[str, Any]:
     raise TimeoutError("the model did not load")
 
 
+# float32 and no quantization unless a test asks: greedy decoding of a random tiny model has nearly flat
+# logits, so only exact arithmetic keeps "same input, same text" checks meaningful. The quantization
+# profiles have tests of their own.
+EXACT = {"dtype": "float32", "quantization": "none"}
+
+
 @contextmanager
 def service(checkpoint: Path, **overrides: Any) -> Iterator[TestClient]:
-    settings = Settings(model=str(checkpoint), warmup=False, static_dir=Path("/nonexistent"), **overrides)
+    options = {"warmup": False, "static_dir": Path("/nonexistent"), **EXACT, **overrides}
+    settings = Settings(model=str(checkpoint), **options)
     with TestClient(create_app(settings)) as client:
         wait_ready(client)
         yield client

@@ -86,3 +86,12 @@ def test_bench_ocr_prints_latency_and_cer_per_page(capsys: pytest.CaptureFixture
     for name in SAMPLES:
         assert name in table
     assert "mean CER" in table
+
+
+def test_bench_smoke_runs_every_scenario(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["bench", "--tiny", "--profiles", "none,int8-weight"])
+    table = capsys.readouterr().out
+    for line in ("naive (fp32, full res)", "engine, default budget", "engine, equal work", "engine, follow-up"):
+        assert line in table
+    for ratio in ("vs naive", "follow-up with history", "two at once", "service overhead", "per-layer output error"):
+        assert ratio in table

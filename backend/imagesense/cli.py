@@ -1,4 +1,4 @@
-"""`imagesense` command line: serve, download, build-checkpoint, openapi, bench-ocr."""
+"""`imagesense` command line: serve, download, build-checkpoint, openapi, bench, bench-ocr."""
 
 from __future__ import annotations
 
@@ -61,6 +61,12 @@ def bench_ocr(args: argparse.Namespace) -> None:
     run(args.engines.split(","), args.model, args.repeats, args.max_new_tokens, args.threads)
 
 
+def bench(args: argparse.Namespace) -> None:
+    from imagesense.engine.bench_speed import main as run_bench
+
+    run_bench(args.tiny, args.checkpoint, args.new_tokens, args.profiles, not args.skip_naive)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="imagesense", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -85,6 +91,14 @@ def parser() -> argparse.ArgumentParser:
     spec = commands.add_parser("openapi", help="write the OpenAPI spec (no model needed)")
     spec.add_argument("--out", default="-", help="file to write, or - for stdout")
     spec.set_defaults(func=openapi)
+    speed = commands.add_parser("bench", help="naive pipeline vs the engine on the real 2B architecture")
+    speed.add_argument("--tiny", action="store_true", help="the tiny test checkpoint: a smoke run in seconds")
+    speed.add_argument("--checkpoint", help="a checkpoint folder (default: random 2B weights, built once)")
+    speed.add_argument("--new-tokens", type=int, help="tokens per generation (default 64; 8 with --tiny)")
+    speed.add_argument("--profiles", default="all", help="comma-separated quantization profiles, or all")
+    speed.add_argument("--skip-naive", action="store_true", help="leave out the naive float32 pipeline")
+    speed.set_defaults(func=bench)
+
     ocr = commands.add_parser("bench-ocr", help="latency and character error rate of each OCR engine")
     ocr.add_argument("--engines", default="fast", help="comma-separated: fast, vlm")
     ocr.add_argument("--model", help="checkpoint for the vlm engine (hub id or folder)")

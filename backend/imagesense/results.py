@@ -35,6 +35,20 @@ def image_usage(item: StoredImage, budget: int, min_pixels: int) -> ImageUsage:
     )
 
 
+def fast_image_usage(item: StoredImage) -> ImageUsage:
+    """The fast engine reads the image at its own size: no pixel budget, no visual tokens."""
+    width, height = item.decoded.width, item.decoded.height
+    return ImageUsage(
+        image_id=item.image_id,
+        width=width,
+        height=height,
+        model_width=width,
+        model_height=height,
+        pixel_budget=width * height,
+        visual_tokens=0,
+    )
+
+
 def generation_result(
     task: TaskName,
     images: Sequence[StoredImage],
@@ -52,6 +66,7 @@ def generation_result(
         "usage": Usage(
             prompt_tokens=output.prompt_tokens,
             image_tokens=output.image_tokens,
+            cached_tokens=output.cached_tokens,
             completion_tokens=output.completion_tokens,
         ),
         "timings": Timings(
@@ -84,17 +99,7 @@ def fast_ocr_result(output: FastOcrOutput, image: StoredImage, engine_name: str,
             decode_ms=0.0,
             total_ms=round(context.elapsed_ms, 1),
         ),
-        images=[
-            ImageUsage(
-                image_id=image.image_id,
-                width=decoded.width,
-                height=decoded.height,
-                model_width=decoded.width,
-                model_height=decoded.height,
-                pixel_budget=decoded.width * decoded.height,
-                visual_tokens=0,
-            )
-        ],
+        images=[fast_image_usage(image)],
         engine="fast",
         lines=[OcrLine(text=line.text, confidence=min(1.0, line.confidence), box=list(line.box)) for line in ordered],
         markdown=to_markdown(rows) if rows else None,

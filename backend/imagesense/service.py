@@ -13,13 +13,14 @@ from imagesense import budgets
 from imagesense.engine.fast_ocr import ENGINE_NAME, FastOcr
 from imagesense.engine.generation import GenerationRequest, Generator
 from imagesense.engine.prompts import build_messages
-from imagesense.engine.runtime import EngineRuntime
+from imagesense.engine.runtime import EngineRuntime, thread_share
 from imagesense.errors import ApiError, JobCancelled, ModelUnavailable, ValidationFailed
+from imagesense.estimates import FAST_OCR_SECONDS, CostModel
 from imagesense.images import decode_image, fit_to_budget
 from imagesense.pool import Job, JobContext, WorkerPool
-from imagesense.results import fast_ocr_result, generation_result, ocr_needs_fallback
+from imagesense.results import fast_image_usage, fast_ocr_result, generation_result, image_usage, ocr_needs_fallback
 from imagesense.runs import FallbackRun, Run
-from imagesense.schemas.tasks import AnyTaskResult, OcrEngine, TaskName, TaskOptions, Turn
+from imagesense.schemas.tasks import AnyTaskResult, Estimate, OcrEngine, TaskName, TaskOptions, Turn
 from imagesense.settings import Settings
 from imagesense.store import ImageStore, StoredImage, content_id
 
@@ -50,6 +51,7 @@ class TaskService:
         self.settings = settings
         self.store = store
         self.engines = engines
+        self.costs = CostModel()
 
     async def upload(self, data: bytes, field: str = "file") -> StoredImage:
         image_id = content_id(data)
@@ -95,6 +97,30 @@ class TaskService:
 
         return FallbackRun(fast_job, fall_back)
 
+    def estimate(self, spec: TaskSpec) -> Estimate:
+        """Visual tokens and expected seconds for a task, without running it."""
+        self.check_image_count(len(spec.images), "image_ids")
+        budget = budgets.pixel_budget(spec.task, spec.options, self.settings)
+        new_tokens = budgets.max_new_tokens(spec.task, spec.options, self.settings)
+        min_pixels = min(self.settings.vision_min_pixels, budget)
+        engine = self._ocr_engine(spec.options.engine or self.settings.ocr_engine) if spec.task == "ocr" else "vlm"
+        if engine != "vlm":  # fast OCR, or auto: the fast engine answers first
+            pool = self.engines.ocr_pool
+            return Estimate(
+                task=spec.task, engine="fast", images=[fast_image_usage(item) for item in spec.images],
+                image_tokens=0, max_new_tokens=0, prefill_s=FAST_OCR_SECONDS, decode_s=0.0,
+                total_s=FAST_OCR_SECONDS, queued_ahead=pool.stats().queued, basis="fast OCR: ~0.5 s a page",
+            )  # fmt: skip
+        images = [image_usage(item, budget, min_pixels) for item in spec.images]
+        visual = sum(image.visual_tokens for image in images)
+        text = 24 + sum(len(turn.content) for turn in spec.history) // 3 + len(spec.question or "") // 3
+        expected = self.costs.estimate(visual, text, new_tokens)
+        return Estimate(
+            task=spec.task, engine="vlm", images=images, image_tokens=visual, max_new_tokens=new_tokens,
+            prefill_s=expected.prefill_s, decode_s=expected.decode_s, total_s=round(expected.total_s, 2),
+            queued_ahead=self.engines.vlm_pool.stats().queued, basis=expected.basis,
+        )  # fmt: skip
+
     def _ocr_engine(self, requested: OcrEngine) -> OcrEngine:
         """auto runs the fast engine first; when only one engine is up, auto means that one."""
         fast, vlm = self.engines.fast_ocr, self.engines.vlm
@@ -121,6 +147,7 @@ class TaskService:
         budget = budgets.pixel_budget(spec.task, spec.options, self.settings)
         new_tokens = budgets.max_new_tokens(spec.task, spec.options, self.settings)
         generator = self.engines.vlm.get()  # 503 now, not after waiting in the queue
+        threads = thread_share(self.settings, lambda: self.engines.vlm_pool.active)
         min_pixels = min(self.settings.vision_min_pixels, budget)
 
         def work(context: JobContext) -> AnyTaskResult:
@@ -133,8 +160,15 @@ class TaskService:
                 temperature=spec.options.temperature,
                 top_p=spec.options.top_p,
                 repetition_guard=self.settings.repetition_guard,
+                image_keys=tuple(item.image_id for item in spec.images),
             )
-            output = generator.generate(request, context.should_stop, context.emit)
+            output = generator.generate(request, context.should_stop, context.emit, threads=threads)
+            if not output.cached_tokens:  # a reused prefix would make the prefill look cheaper than it is
+                text_tokens = output.prompt_tokens - output.image_tokens
+                self.costs.observe(
+                    output.image_tokens, text_tokens, output.completion_tokens,
+                    output.prefill_ms / 1000, output.decode_ms / 1000,
+                )  # fmt: skip
             return generation_result(spec.task, spec.images, output, generator.loaded.name, budget, min_pixels, context)
 
         return self.engines.vlm_pool.submit(work)

@@ -29,6 +29,12 @@ const server = vi.hoisted(() => {
       uploads.count += 1;
       return json({ image_id: `id-${uploads.count}`, width: 100, height: 40, format: "png", bytes: 4 }, 201);
     }
+    if (url === "/api/v1/estimate") {
+      const task = (await request.formData()).get("task");
+      return task === "ocr"
+        ? json({ task, engine: "fast", images: [], image_tokens: 0, max_new_tokens: 0, prefill_s: 0.5, decode_s: 0, total_s: 0.5, queued_ahead: 0, basis: "" })
+        : json({ task, engine: "vlm", images: [], image_tokens: 192, max_new_tokens: 96, prefill_s: 2.9, decode_s: 5.3, total_s: 8.2, queued_ahead: 0, basis: "" });
+    }
     return json({ error: { code: "not_found", message: "no" } }, 404);
   }) as typeof fetch;
   return { calls, uploads };
@@ -128,4 +134,12 @@ test("a full queue and a model that is not ready are explained", async () => {
   act(() => socket.open());
   act(() => socket.emit({ type: "error", code: "queue_full", message: "3 waiting", field: null }));
   expect(screen.getByRole("alert")).toHaveTextContent("queue full");
+});
+
+test("the expected cost shows before running", async () => {
+  renderWithI18n(<App createSocket={fakeSocketFactory} />);
+  await addFiles(png("scene.png"));
+  expect(await screen.findByTestId("estimate")).toHaveTextContent("~0.5 s (fast OCR)");
+  await userEvent.click(screen.getByRole("tab", { name: "Describe" }));
+  await waitFor(() => expect(screen.getByTestId("estimate")).toHaveTextContent("up to ~8 s · 192 visual tokens"));
 });

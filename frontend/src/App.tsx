@@ -4,6 +4,7 @@ import { AnswerActions } from "./components/AnswerActions";
 import { Conversation } from "./components/Conversation";
 import { DropZone } from "./components/DropZone";
 import { ErrorNotice } from "./components/ErrorNotice";
+import { EstimateHint } from "./components/EstimateHint";
 import { ImageCard } from "./components/ImageCard";
 import { LanguageSwitch } from "./components/LanguageSwitch";
 import { MarkdownText } from "./components/MarkdownText";
@@ -118,6 +119,7 @@ export function App({ createSocket }: { createSocket?: SocketFactory }) {
                 {t("task.stop")}
               </button>
             )}
+            {selectionOk && !busy && <EstimateHint task={task} imageIds={selectedIds} options={options} />}
             {!selectionOk && images.length > 0 && (
               <span className="hint">{needsOne ? t("images.pickOne") : t("images.pickSome")}</span>
             )}

@@ -50,6 +50,9 @@ class TaskOptions(ApiModel):
 class Usage(ApiModel):
     prompt_tokens: int = Field(description="Tokens in the prompt, visual tokens included.")
     image_tokens: int = Field(description="Visual tokens among them.")
+    cached_tokens: int = Field(
+        0, description="Prompt tokens reused from an earlier request about the same images (not computed again)."
+    )
     completion_tokens: int
 
 
@@ -104,3 +107,20 @@ class OcrResult(TaskResult):
 
 
 AnyTaskResult = OcrResult | TaskResult
+
+
+class Estimate(ApiModel):
+    """What a task would cost, computed without running it."""
+
+    task: TaskName
+    engine: Literal["fast", "vlm"]
+    images: list[ImageUsage] = Field(description="Per image: the size the model would see, and its visual tokens.")
+    image_tokens: int
+    max_new_tokens: int
+    prefill_s: float = Field(description="Expected time to the first token.")
+    decode_s: float = Field(
+        description="Expected time for max_new_tokens tokens (an upper bound: answers may stop early)."
+    )
+    total_s: float
+    queued_ahead: int = Field(description="Requests waiting for a worker now.")
+    basis: str = Field(description="Where the expected times come from.")

@@ -154,6 +154,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/estimate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Estimate */
+        post: operations["estimate_api_v1_estimate_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -225,6 +242,67 @@ export interface components {
              * @enum {string}
              */
             detail?: "brief" | "detailed";
+            /**
+             * Max New Tokens
+             * @description Tokens to generate at most.
+             */
+            max_new_tokens?: number | null;
+            /**
+             * Resolution
+             * @description Pixel budget: low, auto (per task), high.
+             * @default auto
+             * @enum {string}
+             */
+            resolution?: "low" | "auto" | "high";
+            /**
+             * Max Pixels
+             * @description Explicit pixel-area budget.
+             */
+            max_pixels?: number | null;
+            /**
+             * Temperature
+             * @description 0 = greedy.
+             * @default 0
+             */
+            temperature?: number;
+            /**
+             * Top P
+             * @default 1
+             */
+            top_p?: number;
+        };
+        /** Body_estimate_api_v1_estimate_post */
+        Body_estimate_api_v1_estimate_post: {
+            /**
+             * Task
+             * @enum {string}
+             */
+            task: "ocr" | "describe" | "ask";
+            /**
+             * Files
+             * @description Images (or give image_ids).
+             */
+            files?: string[] | null;
+            /**
+             * Image Ids
+             * @description Ids of uploaded images.
+             */
+            image_ids?: string[] | null;
+            /** Question */
+            question?: string | null;
+            /**
+             * History
+             * @description Earlier turns as JSON, as for /ask.
+             */
+            history?: string | null;
+            /**
+             * Detail
+             * @default brief
+             * @enum {string}
+             */
+            detail?: "brief" | "detailed";
+            /** Engine */
+            engine?: ("auto" | "fast" | "vlm") | null;
             /**
              * Max New Tokens
              * @description Tokens to generate at most.
@@ -326,6 +404,53 @@ export interface components {
         /** ErrorResponse */
         ErrorResponse: {
             error: components["schemas"]["ErrorBody"];
+        };
+        /**
+         * Estimate
+         * @description What a task would cost, computed without running it.
+         */
+        Estimate: {
+            /**
+             * Task
+             * @enum {string}
+             */
+            task: "ocr" | "describe" | "ask";
+            /**
+             * Engine
+             * @enum {string}
+             */
+            engine: "fast" | "vlm";
+            /**
+             * Images
+             * @description Per image: the size the model would see, and its visual tokens.
+             */
+            images: components["schemas"]["ImageUsage"][];
+            /** Image Tokens */
+            image_tokens: number;
+            /** Max New Tokens */
+            max_new_tokens: number;
+            /**
+             * Prefill S
+             * @description Expected time to the first token.
+             */
+            prefill_s: number;
+            /**
+             * Decode S
+             * @description Expected time for max_new_tokens tokens (an upper bound: answers may stop early).
+             */
+            decode_s: number;
+            /** Total S */
+            total_s: number;
+            /**
+             * Queued Ahead
+             * @description Requests waiting for a worker now.
+             */
+            queued_ahead: number;
+            /**
+             * Basis
+             * @description Where the expected times come from.
+             */
+            basis: string;
         };
         /** Health */
         Health: {
@@ -616,6 +741,12 @@ export interface components {
              * @description Visual tokens among them.
              */
             image_tokens: number;
+            /**
+             * Cached Tokens
+             * @description Prompt tokens reused from an earlier request about the same images (not computed again).
+             * @default 0
+             */
+            cached_tokens: number;
             /** Completion Tokens */
             completion_tokens: number;
         };
@@ -1295,6 +1426,84 @@ export interface operations {
             };
             /** @description Gateway Timeout */
             504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    estimate_api_v1_estimate_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_estimate_api_v1_estimate_post"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Estimate"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
