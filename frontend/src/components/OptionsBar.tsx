@@ -1,5 +1,6 @@
 import type { TaskName, TaskOptions } from "../api/client";
 import { useI18n } from "../i18n/I18nContext";
+import type { MessageKey } from "../i18n/messages";
 
 export type Options = Required<Pick<TaskOptions, "detail" | "resolution">> & {
   engine: NonNullable<TaskOptions["engine"]>;
@@ -7,6 +8,33 @@ export type Options = Required<Pick<TaskOptions, "detail" | "resolution">> & {
 };
 
 export const DEFAULT_OPTIONS: Options = { detail: "brief", resolution: "auto", engine: "auto", maxNewTokens: null };
+
+/** A labelled choice among fixed values, each shown by its message key. */
+function Choice<V extends string>({
+  label,
+  value,
+  choices,
+  onChange,
+}: {
+  label: MessageKey;
+  value: V;
+  choices: [V, MessageKey][];
+  onChange: (value: V) => void;
+}) {
+  const { t } = useI18n();
+  return (
+    <label>
+      {t(label)}
+      <select value={value} onChange={(e) => onChange(e.target.value as V)}>
+        {choices.map(([choice, name]) => (
+          <option key={choice} value={choice}>
+            {t(name)}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
 
 /** The options that apply to the current task. */
 export function OptionsBar({
@@ -23,35 +51,27 @@ export function OptionsBar({
   return (
     <div className="options">
       {task === "describe" && (
-        <label>
-          {t("options.detail")}
-          <select value={options.detail} onChange={(e) => set({ detail: e.target.value as Options["detail"] })}>
-            <option value="brief">{t("options.brief")}</option>
-            <option value="detailed">{t("options.detailed")}</option>
-          </select>
-        </label>
+        <Choice
+          label="options.detail"
+          value={options.detail}
+          choices={[["brief", "options.brief"], ["detailed", "options.detailed"]]}
+          onChange={(detail) => set({ detail })}
+        />
       )}
       {task === "ocr" && (
-        <label>
-          {t("options.engine")}
-          <select value={options.engine} onChange={(e) => set({ engine: e.target.value as Options["engine"] })}>
-            <option value="auto">{t("options.engine.auto")}</option>
-            <option value="fast">{t("options.engine.fast")}</option>
-            <option value="vlm">{t("options.engine.vlm")}</option>
-          </select>
-        </label>
+        <Choice
+          label="options.engine"
+          value={options.engine}
+          choices={[["auto", "options.engine.auto"], ["fast", "options.engine.fast"], ["vlm", "options.engine.vlm"]]}
+          onChange={(engine) => set({ engine })}
+        />
       )}
-      <label>
-        {t("options.resolution")}
-        <select
-          value={options.resolution}
-          onChange={(e) => set({ resolution: e.target.value as Options["resolution"] })}
-        >
-          <option value="low">{t("options.resolution.low")}</option>
-          <option value="auto">{t("options.resolution.auto")}</option>
-          <option value="high">{t("options.resolution.high")}</option>
-        </select>
-      </label>
+      <Choice
+        label="options.resolution"
+        value={options.resolution}
+        choices={[["low", "options.resolution.low"], ["auto", "options.resolution.auto"], ["high", "options.resolution.high"]]}
+        onChange={(resolution) => set({ resolution })}
+      />
       <label>
         {t("options.maxTokens")}
         <input

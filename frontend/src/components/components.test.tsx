@@ -1,7 +1,7 @@
 import { screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { renderWithI18n } from "../test/render";
-import type { StreamState } from "../hooks/useStream";
+import { IDLE, type StreamState } from "../hooks/useStream";
 import { explainError } from "./ErrorNotice";
 import { ImageCard, formatBytes } from "./ImageCard";
 import { LanguageSwitch } from "./LanguageSwitch";
@@ -12,17 +12,7 @@ import { formatMessage } from "../i18n/I18nContext";
 import { en } from "../i18n/messages";
 import { ocrResult } from "../test/fixtures";
 
-const base: StreamState = {
-  status: "idle",
-  position: null,
-  text: "",
-  tokens: 0,
-  result: null,
-  error: null,
-  sentAt: null,
-  startedAt: null,
-  finishedAt: null,
-};
+const base: StreamState = IDLE;
 
 test("the queue position reads as a place in line", () => {
   renderWithI18n(<StatusLine state={{ ...base, status: "queued", position: 2 }} />);

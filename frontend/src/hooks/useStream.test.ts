@@ -1,7 +1,7 @@
 import { act, renderHook } from "@testing-library/react";
 import { FakeSocket, fakeSocketFactory } from "../test/fakeSocket";
 import { describeResult } from "../test/fixtures";
-import { reduceEvent, streamUrl, useStream } from "./useStream";
+import { IDLE, reduceEvent, streamUrl, useStream } from "./useStream";
 
 const request = { type: "run" as const, task: "describe" as const, image_ids: ["abc"], question: null };
 
@@ -66,7 +66,7 @@ test("a dropped connection during a run is an error; afterwards a new socket is 
 
 test("server errors carry their code, message and field", () => {
   const state = reduceEvent(
-    { status: "running", position: null, text: "", tokens: 0, result: null, error: null, sentAt: 0, startedAt: 0, finishedAt: null },
+    { ...IDLE, status: "running", sentAt: 0, startedAt: 0 },
     { type: "error", code: "queue_full", message: "busy", field: null },
     5,
   );

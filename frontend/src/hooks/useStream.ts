@@ -20,7 +20,7 @@ export interface StreamState {
 
 export type SocketFactory = (url: string) => WebSocket;
 
-const IDLE: StreamState = {
+export const IDLE: StreamState = {
   status: "idle",
   position: null,
   text: "",
@@ -84,26 +84,14 @@ export function useStream(createSocket: SocketFactory = (url) => new WebSocket(u
       const event = JSON.parse(message.data) as ServerEvent;
       setState((previous) => reduceEvent(previous, event, Date.now()));
     };
+    const fail = (code: string, message: string) =>
+      setState((previous) => ({ ...previous, status: "error", error: { code, message, field: null }, finishedAt: Date.now() }));
     ws.onclose = () => {
       socket.current = null;
-      if (activeRef.current) {
-        setState((previous) => ({
-          ...previous,
-          status: "error",
-          error: { code: "connection_lost", message: "connection lost", field: null },
-          finishedAt: Date.now(),
-        }));
-      }
+      if (activeRef.current) fail("connection_lost", "connection lost");
     };
     ws.onerror = () => {
-      if (ws.readyState !== WebSocket.OPEN) {
-        setState((previous) => ({
-          ...previous,
-          status: "error",
-          error: { code: "network_error", message: "server unreachable", field: null },
-          finishedAt: Date.now(),
-        }));
-      }
+      if (ws.readyState !== WebSocket.OPEN) fail("network_error", "server unreachable");
     };
     socket.current = ws;
     return ws;
