@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from pydantic import TypeAdapter, ValidationError
 
-from imagesense.api.deps import ERROR_RESPONSES, ServiceDep, read_upload, task_options
+from imagesense.api.deps import ERROR_RESPONSES, ServiceDep, many_images, task_options
 from imagesense.errors import ValidationFailed
 from imagesense.schemas.tasks import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS, TaskOptions, TaskResult, Turn
 from imagesense.service import TaskSpec
@@ -43,8 +43,6 @@ async def ask(
     ] = None,
 ) -> TaskResult:
     turns = parse_history(history)
-    uploads, ids = files or [], image_ids or []
-    service.check_image_count(len(uploads) + len(ids), "files")
-    images = service.resolve(ids) + [await read_upload(service, upload, "files") for upload in uploads]
+    images = await many_images(service, files, image_ids)
     spec = TaskSpec("ask", images, options, question=question, history=turns)
     return await service.run(spec, request.is_disconnected)

@@ -70,6 +70,15 @@ FileField = Annotated[UploadFile | None, File(description="The image file (JPEG,
 ImageIdField = Annotated[str | None, Form(description="Id of an image uploaded with POST /api/v1/images.")]
 
 
+async def many_images(
+    service: TaskService, files: list[UploadFile] | None, image_ids: list[str] | None
+) -> list[StoredImage]:
+    """The images of an ask or estimate request: stored ids first, then uploads, within the limit."""
+    uploads, ids = files or [], image_ids or []
+    service.check_image_count(len(uploads) + len(ids), "files")
+    return service.resolve(ids) + [await read_upload(service, upload, "files") for upload in uploads]
+
+
 async def single_image(service: TaskService, file: UploadFile | None, image_id: str | None) -> StoredImage:
     """The one image of an OCR or describe request: an upload or a stored id, not both."""
     if (file is None) == (image_id is None):

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 
 from imagesense.api.ask import parse_history
-from imagesense.api.deps import ServiceDep, error_responses, read_upload, task_options
+from imagesense.api.deps import ServiceDep, error_responses, many_images, task_options
 from imagesense.schemas.tasks import DescribeDetail, Estimate, OcrEngine, TaskName, TaskOptions
 from imagesense.service import TaskSpec
 
@@ -24,8 +24,6 @@ async def estimate(
     detail: Annotated[DescribeDetail, Form()] = "brief",
     engine: Annotated[OcrEngine | None, Form()] = None,
 ) -> Estimate:
-    uploads, ids = files or [], image_ids or []
-    service.check_image_count(len(uploads) + len(ids), "files")
-    images = service.resolve(ids) + [await read_upload(service, upload, "files") for upload in uploads]
+    images = await many_images(service, files, image_ids)
     spec_options = options.model_copy(update={"detail": detail, "engine": engine})
     return service.estimate(TaskSpec(task, images, spec_options, question=question, history=parse_history(history)))
