@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,3 +167,17 @@ def test_fast_ocr_does_not_wait_behind_generations(tiny_checkpoint: Path) -> Non
             assert fast.json()["engine"] == "fast"
             ws.send_text('{"type": "cancel"}')
             receive_until(ws, {"cancelled"})
+
+
+def test_several_images_go_to_the_vlm_or_are_refused_by_the_fast_engine(client: TestClient) -> None:
+    ids = [upload(client, png(sample(name).image)) for name in ("receipt", "document")]
+    with client.websocket_connect("/api/v1/stream") as ws:
+        ws.send_text(json.dumps({"task": "ocr", "image_ids": ids, "options": {"max_new_tokens": 3}}))
+        result = receive_until(ws, {"done", "error"})[-1]["result"]
+        assert result["engine"] == "vlm"
+        assert len(result["images"]) == 2
+        ws.send_text(json.dumps({"task": "ocr", "image_ids": ids, "options": {"engine": "fast"}}))
+        error = receive_until(ws, {"done", "error"})[-1]
+        assert error["type"] == "error"
+        assert error["field"] == "image_ids"
+        assert "one image" in error["message"]

@@ -38,6 +38,13 @@ class TaskSpec:
     history: list[Turn] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Limits:
+    pixels: int  # pixel-area budget per image
+    min_pixels: int
+    new_tokens: int
+
+
 @dataclass
 class Engines:
     vlm: EngineRuntime[Generator]
@@ -76,34 +83,34 @@ class TaskService:
         if count > limit:
             raise ValidationFailed(f"{count} images given; the limit is {limit} per request", field=field)
 
+    def _limits(self, spec: TaskSpec) -> Limits:
+        """The request's budgets, checked whichever engine runs: a request is valid or not regardless of load."""
+        self.check_image_count(len(spec.images), "image_ids")
+        pixels = budgets.pixel_budget(spec.task, spec.options, self.settings)
+        new_tokens = budgets.max_new_tokens(spec.task, spec.options, self.settings)
+        return Limits(pixels, min(self.settings.vision_min_pixels, pixels), new_tokens)
+
     def submit(self, spec: TaskSpec) -> Run[AnyTaskResult]:
         """Validate and queue a task; raises 4xx errors, 429 when full, 503 when no engine can do it."""
-        self.check_image_count(len(spec.images), "image_ids")
-        # Options are checked whichever engine runs, so a request is valid or not regardless of load.
-        budgets.pixel_budget(spec.task, spec.options, self.settings)
-        budgets.max_new_tokens(spec.task, spec.options, self.settings)
-        if spec.task != "ocr":
-            return self._submit_vlm(spec)
-        engine = self._ocr_engine(spec.options.engine or self.settings.ocr_engine)
+        limits = self._limits(spec)
+        engine = self._ocr_engine(spec) if spec.task == "ocr" else "vlm"
         if engine == "vlm":
-            return self._submit_vlm(spec)
+            return self._submit_vlm(spec, limits)
         fast_job = self._submit_fast_ocr(spec)
         if engine == "fast":
             return fast_job
 
         def fall_back(first: AnyTaskResult) -> Job[AnyTaskResult] | None:
             wanted = ocr_needs_fallback(first, self.settings.ocr_fallback_confidence)
-            return self._submit_vlm(spec) if wanted and self.engines.vlm.ready else None
+            return self._submit_vlm(spec, limits) if wanted and self.engines.vlm.ready else None
 
         return FallbackRun(fast_job, fall_back)
 
     def estimate(self, spec: TaskSpec) -> Estimate:
         """Visual tokens and expected seconds for a task, without running it."""
-        self.check_image_count(len(spec.images), "image_ids")
-        budget = budgets.pixel_budget(spec.task, spec.options, self.settings)
-        new_tokens = budgets.max_new_tokens(spec.task, spec.options, self.settings)
-        min_pixels = min(self.settings.vision_min_pixels, budget)
-        engine = self._ocr_engine(spec.options.engine or self.settings.ocr_engine) if spec.task == "ocr" else "vlm"
+        limits = self._limits(spec)
+        budget, min_pixels, new_tokens = limits.pixels, limits.min_pixels, limits.new_tokens
+        engine = self._ocr_engine(spec) if spec.task == "ocr" else "vlm"
         if engine != "vlm":  # fast OCR, or auto: the fast engine answers first
             pool = self.engines.ocr_pool
             return Estimate(
@@ -121,9 +128,15 @@ class TaskService:
             queued_ahead=self.engines.vlm_pool.stats().queued, basis=expected.basis,
         )  # fmt: skip
 
-    def _ocr_engine(self, requested: OcrEngine) -> OcrEngine:
-        """auto runs the fast engine first; when only one engine is up, auto means that one."""
+    def _ocr_engine(self, spec: TaskSpec) -> OcrEngine:
+        """auto runs the fast engine first; when only one engine is up, or for several images (which
+        only the VLM reads in one request), auto means the VLM."""
+        requested = spec.options.engine or self.settings.ocr_engine
         fast, vlm = self.engines.fast_ocr, self.engines.vlm
+        if len(spec.images) > 1 and requested == "fast":
+            raise ValidationFailed("the fast OCR engine reads one image per request", field="image_ids")
+        if requested == "auto" and len(spec.images) > 1:
+            return "vlm"
         if requested == "auto" and not fast.ready and vlm.ready:
             return "vlm"
         if requested == "auto" and not fast.ready:
@@ -133,22 +146,20 @@ class TaskService:
 
     def _submit_fast_ocr(self, spec: TaskSpec) -> Job[AnyTaskResult]:
         engine = self.engines.fast_ocr.get()
-        [image] = spec.images[:1]
+        [image] = spec.images  # _ocr_engine sends several images to the VLM
 
         def work(context: JobContext) -> AnyTaskResult:
             return fast_ocr_result(engine.read(image.decoded.image), image, ENGINE_NAME, context)
 
         return self.engines.ocr_pool.submit(work)
 
-    def _submit_vlm(self, spec: TaskSpec) -> Job[AnyTaskResult]:
+    def _submit_vlm(self, spec: TaskSpec, limits: Limits) -> Job[AnyTaskResult]:
         messages = build_messages(
             spec.task, len(spec.images), question=spec.question, history=spec.history, detail=spec.options.detail
         )
-        budget = budgets.pixel_budget(spec.task, spec.options, self.settings)
-        new_tokens = budgets.max_new_tokens(spec.task, spec.options, self.settings)
+        budget, min_pixels, new_tokens = limits.pixels, limits.min_pixels, limits.new_tokens
         generator = self.engines.vlm.get()  # 503 now, not after waiting in the queue
         threads = thread_share(self.settings, lambda: self.engines.vlm_pool.active)
-        min_pixels = min(self.settings.vision_min_pixels, budget)
 
         def work(context: JobContext) -> AnyTaskResult:
             request = GenerationRequest(
