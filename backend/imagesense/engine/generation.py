@@ -82,9 +82,7 @@ class Generator:
         return torch.cat([text.expand(1, input_ids.shape[0], -1), vision], dim=0)
 
     def _start_cache(self, request: GenerationRequest, tokens: torch.Tensor) -> tuple[DynamicCache, int]:
-        if not request.image_keys:
-            return DynamicCache(config=self.model.config), 0
-        found = self.prefix_cache.lookup(self._key(request), tokens)
+        found = self.prefix_cache.lookup(self._key(request), tokens) if request.image_keys else None
         return found or (DynamicCache(config=self.model.config), 0)
 
     @staticmethod

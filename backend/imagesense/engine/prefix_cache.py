@@ -55,8 +55,6 @@ class PrefixCache:
         self._bytes = 0
         self._ids = 0
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
 
     @property
     def enabled(self) -> bool:
@@ -76,10 +74,8 @@ class PrefixCache:
                 if length > best_length:
                     best, best_length, best_slot = entry, length, slot
             if best is None or best_length < MIN_REUSE_TOKENS:
-                self.misses += 1
                 return None
             self._entries.move_to_end(best_slot)  # type: ignore[arg-type]
-            self.hits += 1
         reused = copy.deepcopy(best.cache)  # stored caches are never modified: generation gets its own
         extra = reused.get_seq_length() - best_length
         if extra:

@@ -59,18 +59,12 @@ class EngineRuntime(Generic[T]):
         self._reason: str | None = f"loading {name}" if enabled else f"the {label} is disabled by configuration"
         self._engine: T | None = None
         self._load_seconds: float | None = None
-        self._thread: threading.Thread | None = None
         self.dtype: str | None = None
 
     def start_loading(self) -> None:
         if self._status != "loading":
             return
-        self._thread = threading.Thread(target=self._load, name=f"imagesense-load-{self._label}", daemon=True)
-        self._thread.start()
-
-    def wait_loaded(self, timeout_s: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        threading.Thread(target=self._load, name=f"imagesense-load-{self._label}", daemon=True).start()
 
     def _load(self) -> None:
         began = time.perf_counter()
