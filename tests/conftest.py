@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from imagesense.engine.checkpoint import cached_checkpoint
+from imagesense.devtools.checkpoint import cached_checkpoint
 from support import service
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,14 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from support import image_bytes, service, upload, wait_until
+from imagesense.schemas.tasks import (
+    MAX_HISTORY_CHARS,
+    MAX_HISTORY_TURNS,
+    MAX_QUESTION_CHARS,
+    MAX_TEMPERATURE,
+    MIN_PIXEL_BUDGET,
+)
+from support import TERMINAL_EVENTS, image_bytes, receive_until, service, upload, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +85,10 @@ def test_image_over_the_pixel_limit_is_refused_before_decoding(strict: TestClien
 def test_too_many_images(strict: TestClient) -> None:
     ids = [upload(strict, image_bytes(color=color)) for color in ("red", "green", "blue")]
     error = error_of(strict.post("/api/v1/ask", data={"question": "?", "image_ids": ids}), 422)
+    assert error["field"] == "image_ids"  # the field the images came in
+    assert "limit is 2" in error["message"]
+    files = [("files", (f"{n}.png", image_bytes(color="red"), "image/png")) for n in range(3)]
+    error = error_of(strict.post("/api/v1/ask", data={"question": "?"}, files=files), 422)
     assert error["field"] == "files"
     assert "limit is 2" in error["message"]
 
@@ -157,3 +168,44 @@ def test_timeout_is_504(tiny_checkpoint: Path) -> None:
         assert "0.3 s" in error["message"]
         assert wait_until(lambda: slow.get("/api/v1/stats").json()["active"] == 0)
         assert slow.get("/api/v1/stats").json()["failed"] == 1
+
+
+def turns(count: int, chars: int = 8) -> list[dict[str, str]]:
+    return [{"role": ("user", "assistant")[index % 2], "content": "x" * chars} for index in range(count)]
+
+
+@pytest.mark.parametrize(
+    ("case", "fields"),
+    [
+        ("question too long", {"question": "x" * (MAX_QUESTION_CHARS + 1)}),
+        ("blank question", {"question": "   "}),
+        ("temperature", {"question": "?", "temperature": MAX_TEMPERATURE + 1}),
+        ("max_pixels", {"question": "?", "max_pixels": MIN_PIXEL_BUDGET - 1}),
+        ("too many images", {"question": "?", "image_ids": 5}),
+        ("history turns", {"question": "?", "history": turns(MAX_HISTORY_TURNS + 2)}),
+        ("history characters", {"question": "?", "history": turns(4, MAX_HISTORY_CHARS // 4 + 1)}),
+        ("history order", {"question": "?", "history": turns(3)}),
+    ],
+)
+def test_the_same_bad_input_gets_the_same_422_over_http_and_the_stream(
+    client: TestClient, case: str, fields: dict[str, Any]
+) -> None:
+    """Every bound lives once, on the public models, and both transports enforce it the same way."""
+    image_id = upload(client)
+    image_ids = [image_id] * fields.pop("image_ids", 1)
+    options = {key: fields.pop(key) for key in ("temperature", "max_pixels") if key in fields}
+    form = {**fields, **options, "image_ids": image_ids}
+    if "history" in form:
+        form["history"] = json.dumps(form["history"])
+    http = error_of(client.post("/api/v1/ask", data=form), 422)
+    with client.websocket_connect("/api/v1/stream") as ws:
+        ws.send_text(json.dumps({"task": "ask", "image_ids": image_ids, "options": options, **fields}))
+        [event] = receive_until(ws, TERMINAL_EVENTS)
+    assert event["type"] == "error", case
+    # On the stream the options sit in an "options" object, and the field says so.
+    field, message = event["field"].removeprefix("options."), event["message"].removeprefix("options.")
+    assert (event["code"], field) == (http["code"], http["field"]), case
+    if "history" in fields:  # the form's history is a JSON string: its message says so around the same words
+        assert message in http["message"], case
+    else:
+        assert message == http["message"], case

@@ -133,12 +133,18 @@ def test_ask_with_uploaded_files(client: TestClient) -> None:
 
 
 def test_stats_count_the_work(client: TestClient) -> None:
+    before = client.get("/api/v1/stats").json()
+    image_id = upload(client, image_bytes(color="olive"))
+    assert client.post("/api/v1/describe", data={"image_id": image_id, "max_new_tokens": 2}).status_code == 200
+    assert client.post("/api/v1/ocr", data={"image_id": image_id, "engine": "fast"}).status_code == 200
     stats = client.get("/api/v1/stats").json()
     assert stats["max_concurrency"] == 2
     assert stats["queue_size"] == 8
     assert stats["active"] == 0
     assert stats["queued"] == 0
-    assert stats["completed"] > 0
+    assert stats["completed"] == before["completed"] + 1
+    assert stats["fast_ocr"]["completed"] == before["fast_ocr"]["completed"] + 1
+    assert stats["failed"] == before["failed"]
     assert 1 <= stats["peak_active"] <= 2
 
 

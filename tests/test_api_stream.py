@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from imagesense.engine.generation import GenerationOutput, GenerationRequest, Generator
+from imagesense.engine.protocol import GenerationRequest, GenerationResult, VisionLanguageEngine
+from imagesense.errors import ClientGone
 from imagesense.schemas.tasks import TaskOptions
-from imagesense.service import ClientGone, TaskService, TaskSpec
+from imagesense.service import TaskService, TaskSpec
 from support import TERMINAL_EVENTS, image_bytes, receive_until, run_request, service, upload, wait_until
 
 LONG = 4000  # tokens: long enough to still be running when the test acts
@@ -173,12 +174,12 @@ def test_a_second_task_on_a_busy_socket_is_refused(single: TestClient) -> None:
         assert receive_until(ws, TERMINAL_EVENTS)[-1]["type"] == "cancelled"
 
 
-def count_concurrency(generator: Generator) -> tuple[Callable[[], int], Callable[[], None]]:
-    """Wrap the generator to record how many generations run at once."""
-    original = generator.generate
+def count_concurrency(engine: VisionLanguageEngine) -> tuple[Callable[[], int], Callable[[], None]]:
+    """Wrap the engine to record how many generations run at once."""
+    original = engine.generate
     lock, state = threading.Lock(), {"now": 0, "peak": 0}
 
-    def counted(request: GenerationRequest, *args: Any, **kwargs: Any) -> GenerationOutput:
+    def counted(request: GenerationRequest, *args: Any, **kwargs: Any) -> GenerationResult:
         with lock:
             state["now"] += 1
             state["peak"] = max(state["peak"], state["now"])
@@ -188,8 +189,8 @@ def count_concurrency(generator: Generator) -> tuple[Callable[[], int], Callable
             with lock:
                 state["now"] -= 1
 
-    generator.generate = counted  # type: ignore[method-assign]
-    return (lambda: state["peak"]), (lambda: setattr(generator, "generate", original))
+    engine.generate = counted  # type: ignore[method-assign]
+    return (lambda: state["peak"]), (lambda: setattr(engine, "generate", original))
 
 
 def test_concurrency_never_exceeds_the_cap(client: TestClient) -> None:
@@ -224,6 +225,6 @@ def test_http_client_that_disconnects_cancels_its_job(single: TestClient) -> Non
 
     before = stats(single)["cancelled"]
     with pytest.raises(ClientGone):
-        single.portal.call(service_.run, spec, disconnects_after_a_while)  # type: ignore[union-attr]
+        single.portal.call(service_.complete, spec, disconnects_after_a_while)  # type: ignore[union-attr]
     assert wait_until(lambda: stats(single)["active"] == 0)
     assert stats(single)["cancelled"] == before + 1

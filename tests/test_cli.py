@@ -79,7 +79,7 @@ def test_readme_documents_every_setting() -> None:
 
 
 def test_bench_ocr_prints_latency_and_cer_per_page(capsys: pytest.CaptureFixture[str]) -> None:
-    from imagesense.samples import SAMPLES
+    from imagesense.devtools.samples import SAMPLES
 
     main(["bench-ocr", "--engines", "fast", "--repeats", "1"])
     table = capsys.readouterr().out

@@ -11,15 +11,31 @@ from PIL import Image
 from transformers import AutoTokenizer
 from transformers.utils import is_torchvision_available
 
+from imagesense.devtools.checkpoint import SPECIAL_TOKENS
 from imagesense.engine import loader
-from imagesense.engine.checkpoint import SPECIAL_TOKENS
-from imagesense.engine.generation import GenerationRequest, Generator
-from imagesense.engine.prompts import build_messages
+from imagesense.engine.cpu import has_native_bf16
+from imagesense.engine.protocol import GenerationRequest
+from imagesense.engine.transformers_engine import TransformersEngine
+from imagesense.prompts import build_messages
 
 
 @pytest.fixture(scope="module")
-def generator(tiny_checkpoint: Path) -> Generator:
-    return Generator(loader.load_model(str(tiny_checkpoint), "float32"))
+def generator(tiny_checkpoint: Path) -> TransformersEngine:
+    return TransformersEngine(loader.load_model(str(tiny_checkpoint), "float32"))
+
+
+class Recorder:
+    """A generation control that keeps the streamed text and stops once ``stop_after`` pieces arrived."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.pieces: list[str] = []
+        self._stop_after = stop_after
+
+    def should_stop(self) -> bool:
+        return self._stop_after is not None and len(self.pieces) >= self._stop_after
+
+    def emit(self, text: str) -> None:
+        self.pieces.append(text)
 
 
 def request(image: Image.Image, max_new_tokens: int = 8, **overrides: Any) -> GenerationRequest:
@@ -41,7 +57,7 @@ def test_tokenizer_has_qwen_special_tokens_at_their_real_ids(tiny_checkpoint: Pa
     assert tokenizer.eos_token == "<|im_end|>"
 
 
-def test_processor_matches_what_is_installed(generator: Generator) -> None:
+def test_processor_matches_what_is_installed(generator: TransformersEngine) -> None:
     processor = generator.processor
     if is_torchvision_available():
         assert type(processor).__name__ == "Qwen3VLProcessor"
@@ -51,7 +67,7 @@ def test_processor_matches_what_is_installed(generator: Generator) -> None:
         assert not hasattr(processor, "video_processor")
 
 
-def test_chat_template_renders_qwen_turns_with_image_placeholders(generator: Generator) -> None:
+def test_chat_template_renders_qwen_turns_with_image_placeholders(generator: TransformersEngine) -> None:
     prompt = generator.processor.apply_chat_template(
         build_messages("ocr", 2), tokenize=False, add_generation_prompt=True
     )
@@ -60,15 +76,27 @@ def test_chat_template_renders_qwen_turns_with_image_placeholders(generator: Gen
     assert prompt.endswith("<|im_end|>\n<|im_start|>assistant\n")
 
 
-def test_generation_matches_plain_model_generate(generator: Generator) -> None:
+def test_generation_matches_plain_model_generate(
+    generator: TransformersEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     image = Image.new("RGB", (320, 240), "purple")
-    streamed: list[str] = []
-    output = generator.generate(request(image), should_stop=lambda: False, on_text=streamed.append)
+    recorder = Recorder()
+    engine_output: list[torch.Tensor] = []
+    generate = generator.model.generate
+
+    def recording(*args: Any, **kwargs: Any) -> torch.Tensor:
+        engine_output.append(generate(*args, **kwargs))
+        return engine_output[-1]
+
+    monkeypatch.setattr(generator.model, "generate", recording)
+    output = generator.generate(request(image), recorder)
+    monkeypatch.undo()
     inputs = generator.prepare(request(image))
     with torch.inference_mode():
         plain = generator.model.generate(**inputs, max_new_tokens=8, do_sample=False)
-    assert output.token_ids == plain[0, inputs["input_ids"].shape[1] :].tolist()
-    assert "".join(streamed) == output.text
+    assert engine_output[0].tolist() == plain.tolist()
+    assert output.text == generator.tokenizer.decode(plain[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert "".join(recorder.pieces) == output.text
     assert output.finish_reason == "length"
     assert output.completion_tokens == 8
     assert output.image_tokens == 80  # 320×240 -> 320×256 (sides rounded to 32 px), 10×8 tokens
@@ -76,18 +104,13 @@ def test_generation_matches_plain_model_generate(generator: Generator) -> None:
     assert output.decode_ms > 0
 
 
-def test_should_stop_cancels_within_a_token(generator: Generator) -> None:
-    seen: list[str] = []
-    output = generator.generate(
-        request(Image.new("RGB", (64, 64)), max_new_tokens=500),
-        should_stop=lambda: len(seen) >= 3,
-        on_text=seen.append,
-    )
+def test_should_stop_cancels_within_a_token(generator: TransformersEngine) -> None:
+    output = generator.generate(request(Image.new("RGB", (64, 64)), max_new_tokens=500), Recorder(stop_after=3))
     assert output.finish_reason == "cancelled"
     assert output.completion_tokens <= 4
 
 
-def test_the_pixel_budget_reaches_the_processor(generator: Generator) -> None:
+def test_the_pixel_budget_reaches_the_processor(generator: TransformersEngine) -> None:
     big = Image.new("RGB", (1280, 960), "white")
     small_budget = generator.prepare(request(big, max_pixels=256 * 192, images=[big]))
     assert int((small_budget["input_ids"] == 151655).sum()) == 48
@@ -115,7 +138,19 @@ def test_load_failure_explains_the_fix() -> None:
     assert "IMAGESENSE_MODEL" in reason
 
 
-def test_dtype_follows_the_cpu() -> None:
-    assert loader.resolve_dtype("float32") == torch.float32
-    expected = torch.bfloat16 if loader.cpu_has_bf16() else torch.float32
-    assert loader.resolve_dtype("auto") == expected
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ({"avx2", "avx512f", "avx512_bf16"}, torch.bfloat16),  # Zen 4, Cooper Lake
+        ({"avx2", "amx_bf16", "amx_tile"}, torch.bfloat16),  # Sapphire Rapids
+        ({"fp", "asimd", "bf16"}, torch.bfloat16),  # Arm v8.6 (Graviton 3)
+        ({"avx2", "avx512f", "avx512bw"}, torch.float32),  # Skylake: bf16 would be emulated
+        ({"fp", "asimd"}, torch.float32),
+        (set(), torch.float32),  # no /proc/cpuinfo
+    ],
+)
+def test_auto_dtype_is_bfloat16_only_where_the_cpu_computes_it(flags: set[str], expected: torch.dtype) -> None:
+    assert has_native_bf16(flags) == (expected == torch.bfloat16)
+    assert loader.resolve_dtype("auto", flags) == expected
+    assert loader.resolve_dtype("float32", flags) == torch.float32
+    assert loader.resolve_dtype("bfloat16", set()) == torch.bfloat16  # asked for by name: given

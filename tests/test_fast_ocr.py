@@ -13,9 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from imagesense.engine.fast_ocr import FastOcr
-from imagesense.layout import TextLine, reading_order, to_text, to_upright
-from imagesense.samples import SAMPLES, character_error_rate, sample
+from imagesense.devtools.samples import SAMPLES, character_error_rate, sample
+from imagesense.engine.protocol import TextLine
+from imagesense.engine.rapidocr import RapidOcrEngine
+from imagesense.ocr.layout import reading_order, to_text, to_upright
 from support import image_bytes, receive_until, service, upload
 
 # Character error rate allowed per sample (white space ignored). Clean renders must be read exactly or
@@ -35,8 +36,8 @@ ROTATION = {"rotated_90": 90, "upside_down": 180, "rotated_270": 270}
 
 
 @pytest.fixture(scope="module")
-def engine() -> FastOcr:
-    reader = FastOcr(threads=2)
+def engine() -> RapidOcrEngine:
+    reader = RapidOcrEngine(threads=2)
     reader.warm_up()
     return reader
 
@@ -52,7 +53,7 @@ def test_every_sample_has_a_bound() -> None:
 
 
 @pytest.mark.parametrize("name", list(SAMPLES))
-def test_text_is_read_within_the_error_bound_and_in_line_order(engine: FastOcr, name: str) -> None:
+def test_text_is_read_within_the_error_bound_and_in_line_order(engine: RapidOcrEngine, name: str) -> None:
     page = sample(name)
     output = engine.read(page.image)
     rows = reading_order(output.lines, output.rotation, page.image.width, page.image.height)
@@ -63,7 +64,7 @@ def test_text_is_read_within_the_error_bound_and_in_line_order(engine: FastOcr, 
 
 
 @pytest.mark.parametrize("name", ["document", "rotated_90", "upside_down", "rotated_270"])
-def test_boxes_lie_on_the_printed_lines(engine: FastOcr, name: str) -> None:
+def test_boxes_lie_on_the_printed_lines(engine: RapidOcrEngine, name: str) -> None:
     page = sample(name)
     output = engine.read(page.image)
     rows = reading_order(output.lines, output.rotation, page.image.width, page.image.height)
@@ -92,7 +93,7 @@ def test_nothing_is_fetched_at_run_time(monkeypatch: pytest.MonkeyPatch) -> None
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    reader = FastOcr(threads=1)  # loads the models bundled in the wheel
+    reader = RapidOcrEngine(threads=1)  # loads the models bundled in the wheel
     page = sample("receipt")
     assert character_error_rate(to_text([[line] for line in reader.read(page.image).lines]), page.text) < 0.1
 

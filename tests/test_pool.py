@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from imagesense.errors import GenerationTimeout, JobCancelled, QueueFull
-from imagesense.pool import Job, JobContext, Output, Queued, Started, WorkerPool
+from imagesense.errors import api_error_from
+from imagesense.jobs import Job, JobCancelled, JobContext, JobTimedOut, Output, Queued, QueueFull, Started
+from imagesense.pool import WorkerPool
 
 
 class Gate:
@@ -95,8 +96,11 @@ async def test_past_the_queue_is_refused_with_retry_after(pool: WorkerPool) -> N
     jobs = [pool.submit(gate.work()) for _ in range(4)]
     with pytest.raises(QueueFull) as caught:
         pool.submit(gate.work())
-    assert caught.value.status == 429
-    assert int(caught.value.headers["Retry-After"]) >= 1
+    assert caught.value.retry_after_s >= 1
+    answer = api_error_from(caught.value)
+    assert answer is not None
+    assert answer.status == 429
+    assert int(answer.headers["Retry-After"]) == caught.value.retry_after_s
     gate.release.set()
     await asyncio.gather(*(job.result() for job in jobs))
 
@@ -143,9 +147,11 @@ async def test_a_failing_job_frees_its_slot_and_the_worker_lives(pool: WorkerPoo
 async def test_timeout_raises_504_and_stops_the_work(pool: WorkerPool) -> None:
     gate = Gate()
     job = pool.submit(gate.work(), timeout_s=0.2)
-    with pytest.raises(GenerationTimeout) as caught:
+    with pytest.raises(JobTimedOut) as caught:
         await job.result()
-    assert caught.value.status == 504
+    answer = api_error_from(caught.value)
+    assert answer is not None
+    assert answer.status == 504
     await wait_for(lambda: pool.stats().active == 0)
     assert pool.stats().failed == 1
 
@@ -171,10 +177,3 @@ async def test_awaiting_task_cancelled_cancels_the_job(pool: WorkerPool) -> None
     waiter.cancel()
     await wait_for(lambda: pool.stats().active == 0)
     assert job.cancel_requested.is_set()
-
-
-def test_thread_initializer_runs_on_every_worker() -> None:
-    seen: list[str] = []
-    worker_pool = WorkerPool(2, 0, 1.0, thread_initializer=lambda: seen.append(threading.current_thread().name))
-    worker_pool.shutdown()
-    assert sorted(seen) == ["imagesense-worker-0", "imagesense-worker-1"]

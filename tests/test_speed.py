@@ -95,7 +95,7 @@ def test_per_layer_error_orders_the_schemes() -> None:
     layer = nn.Linear(512, 1024, bias=False).to(torch.bfloat16)
     nn.init.normal_(layer.weight, std=0.02)
     inputs = torch.randn(8, 512, dtype=torch.bfloat16)
-    errors = {scheme: linear_error(layer, scheme, inputs)[0] for scheme in SCHEMES if scheme != "none"}
+    errors = {scheme: linear_error(layer, scheme, inputs) for scheme in SCHEMES if scheme != "none"}
     assert errors["int8-weight"] < errors["int8-dynamic"] < errors["int4-weight"] < 0.2
     assert errors["int8-weight"] < 0.02
 
@@ -107,6 +107,17 @@ def test_concurrent_generations_keep_their_own_positions(tiny_checkpoint: Path) 
         ids = [upload(client, image_bytes(size, color="teal")) for size in ((640, 160), (160, 640))]
         alone = [ask(client, image_id, "What?")["text"] for image_id in ids]
         together: dict[int, str] = {}
+        # Both generations must be inside the engine at once before either starts: the barrier breaks
+        # (and the test fails) unless the two really overlap.
+        engine = client.app.state.service.engines.vlm.get()  # type: ignore[attr-defined]
+        both_running = threading.Barrier(2, timeout=30)
+        generate = engine.generate
+
+        def overlapping(*args: Any) -> Any:
+            both_running.wait()
+            return generate(*args)
+
+        engine.generate = overlapping
 
         def run(index: int) -> None:
             together[index] = ask(client, ids[index], "What?")["text"]
@@ -116,7 +127,10 @@ def test_concurrent_generations_keep_their_own_positions(tiny_checkpoint: Path) 
             thread.start()
         for thread in threads:
             thread.join()
-        assert [together[0], together[1]] == alone
+        engine.generate = generate
+        assert not both_running.broken
+        assert client.get("/api/v1/stats").json()["peak_active"] == 2
+        assert [together.get(0), together.get(1)] == alone
 
 
 def test_prefix_cache_bounds_and_keys() -> None:

@@ -32,8 +32,8 @@ def download(args: argparse.Namespace) -> None:
 
 
 def build_checkpoint(args: argparse.Namespace) -> None:
-    from imagesense.engine.checkpoint import build_checkpoint as build
-    from imagesense.engine.checkpoint import cached_checkpoint
+    from imagesense.devtools.checkpoint import build_checkpoint as build
+    from imagesense.devtools.checkpoint import cached_checkpoint
 
     if args.cached:  # print only the path, for scripts: $(imagesense build-checkpoint .cache --cached)
         print(cached_checkpoint(Path(args.out), args.architecture))
@@ -56,13 +56,13 @@ def openapi(args: argparse.Namespace) -> None:
 
 
 def bench_ocr(args: argparse.Namespace) -> None:
-    from imagesense.engine.bench_ocr import run
+    from imagesense.devtools.bench_ocr import run
 
     run(args.engines.split(","), args.model, args.repeats, args.max_new_tokens, args.threads)
 
 
 def bench(args: argparse.Namespace) -> None:
-    from imagesense.engine.bench_speed import main as run_bench
+    from imagesense.devtools.bench_speed import main as run_bench
 
     run_bench(args.tiny, args.checkpoint, args.new_tokens, args.profiles, not args.skip_naive)
 

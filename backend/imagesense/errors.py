@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from imagesense.engine.errors import EngineError, EngineOverloaded, EngineUnavailable, InvalidGenerationRequest
+from imagesense.jobs import JobTimedOut, PoolError, QueueFull
 from imagesense.schemas.errors import ErrorBody, ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,7 @@ class ValidationFailed(ApiError):
     status, code = 422, "validation_error"
 
 
-class QueueFull(ApiError):
+class TooManyRequests(ApiError):
     status, code = 429, "queue_full"
 
 
@@ -63,19 +65,36 @@ class GenerationTimeout(ApiError):
     status, code = 504, "timeout"
 
 
-class JobCancelled(Exception):
-    """The job was cancelled by its client (not an HTTP error: nobody is left to answer)."""
+class ClientGone(ApiError):
+    """The client closed the request before its answer (logged; nobody is left to read it)."""
+
+    status, code = 499, "client_closed_request"
 
 
-def _field_of(location: tuple[Any, ...]) -> str | None:
-    # ("body", "max_new_tokens") -> "max_new_tokens"; ("query", "x") -> "x"
-    parts = [str(part) for part in location[1:]] if len(location) > 1 else [str(p) for p in location]
-    return ".".join(parts) or None
+def api_error_from(error: Exception) -> ApiError | None:
+    """The API error for an exception of the engine or the pool: the one place where they are mapped."""
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, QueueFull | EngineOverloaded):
+        return TooManyRequests(str(error), headers={"Retry-After": str(error.retry_after_s)})
+    if isinstance(error, JobTimedOut):
+        return GenerationTimeout(str(error))
+    if isinstance(error, EngineUnavailable):
+        return ModelUnavailable(str(error))
+    if isinstance(error, InvalidGenerationRequest):
+        return ValidationFailed(str(error), field=error.field)
+    return None
 
 
-def validation_error_from(errors: list[Any]) -> ValidationFailed:
+def validation_error_from(errors: list[Any], *, skip: int = 1, prefix: str | None = None) -> ValidationFailed:
+    """The first of pydantic's errors as a 422 naming the field. ``skip`` drops leading parts of the
+    location that name no field (FastAPI's "body", a tagged union's tag); ``prefix`` names what was
+    validated when the locations start inside it (a form field holding JSON)."""
     first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-    field = _field_of(tuple(first.get("loc", ())))
+    location = [str(part) for part in first.get("loc", ())]
+    parts = [prefix] if prefix else []
+    parts += location[skip:] if len(location) > skip else location
+    field = ".".join(parts) or None
     message = str(first.get("msg", "invalid value"))
     return ValidationFailed(f"{field}: {message}" if field else message, field=field)
 
@@ -85,9 +104,11 @@ def error_response(error: ApiError) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def on_api_error(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ApiError)
-        return error_response(exc)
+    async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
+        error = api_error_from(exc)
+        if error is None:  # an engine or pool error with no meaning for clients
+            return await on_unexpected(request, exc)
+        return error_response(error)
 
     async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -104,7 +125,8 @@ def install_error_handlers(app: FastAPI) -> None:
         body = ErrorResponse(error=ErrorBody(code="internal_error", message="internal server error"))
         return JSONResponse(body.model_dump(exclude_none=True), status_code=500)
 
-    app.add_exception_handler(ApiError, on_api_error)
+    for kind in (ApiError, EngineError, PoolError):
+        app.add_exception_handler(kind, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected)

@@ -23,7 +23,7 @@ _SMOOTHING = 0.3  # weight of the newest measurement in the running correction
 
 
 @dataclass(frozen=True)
-class Estimate:
+class ExpectedTime:
     prefill_s: float
     decode_s: float
     basis: str
@@ -52,7 +52,7 @@ class CostModel:
     def _decode(context_tokens: int, new_tokens: int) -> float:
         return new_tokens * (DECODE_PER_TOKEN + DECODE_PER_TOKEN_PER_CONTEXT * (context_tokens + new_tokens / 2))
 
-    def estimate(self, visual_tokens: int, text_tokens: int, new_tokens: int) -> Estimate:
+    def estimate(self, visual_tokens: int, text_tokens: int, new_tokens: int) -> ExpectedTime:
         with self._lock:
             prefill = self._prefill(visual_tokens, text_tokens) * self._prefill_factor
             decode = self._decode(visual_tokens + text_tokens, new_tokens) * self._decode_factor
@@ -62,7 +62,7 @@ class CostModel:
             if seen
             else "defaults measured for Qwen3-VL-2B on a 2-core CPU (no generation measured here yet)"
         )
-        return Estimate(round(prefill, 2), round(decode, 2), basis)
+        return ExpectedTime(round(prefill, 2), round(decode, 2), basis)
 
     def observe(self, visual_tokens: int, text_tokens: int, new_tokens: int, prefill_s: float, decode_s: float) -> None:
         """Fold one measured generation into the running correction factors."""

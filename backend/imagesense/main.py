@@ -11,8 +11,8 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from imagesense import __version__
 from imagesense.api import api_router
-from imagesense.api.stream import add_stream_schemas
-from imagesense.engine.runtime import configure_torch_worker, fast_ocr_runtime, vlm_runtime
+from imagesense.api.openapi import add_stream_schemas
+from imagesense.engines import fast_ocr_runtime, thread_share, vlm_runtime
 from imagesense.errors import install_error_handlers
 from imagesense.pool import WorkerPool
 from imagesense.service import Engines, TaskService
@@ -26,15 +26,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        vlm_pool = WorkerPool(settings.max_concurrency, settings.queue_size, settings.job_timeout_s)
         engines = Engines(
-            vlm=vlm_runtime(settings),
+            # Each generation takes its share of the cores of the moment: all alone, half each when two run.
+            vlm=vlm_runtime(settings, thread_share(settings, lambda: vlm_pool.active)),
             fast_ocr=fast_ocr_runtime(settings),
-            vlm_pool=WorkerPool(
-                settings.max_concurrency,
-                settings.queue_size,
-                settings.job_timeout_s,
-                thread_initializer=configure_torch_worker(settings),
-            ),
+            vlm_pool=vlm_pool,
             # Fast OCR has a pool of its own: a one-second read must not wait behind minute-long generations.
             ocr_pool=WorkerPool(settings.fast_ocr_concurrency, settings.fast_ocr_queue_size, settings.job_timeout_s),
         )

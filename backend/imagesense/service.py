@@ -10,23 +10,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from imagesense import budgets
-from imagesense.engine.fast_ocr import ENGINE_NAME, FastOcr
-from imagesense.engine.generation import GenerationRequest, Generator
-from imagesense.engine.prompts import build_messages
-from imagesense.engine.runtime import EngineRuntime, thread_share
-from imagesense.errors import ApiError, JobCancelled, ModelUnavailable, ValidationFailed
+from imagesense.engine.protocol import GenerationRequest, OcrEngine, VisionLanguageEngine
+from imagesense.engines import EngineRuntime
+from imagesense.errors import ClientGone, ModelUnavailable, ValidationFailed
 from imagesense.estimates import FAST_OCR_SECONDS, CostModel
+from imagesense.handles import FallbackHandle, TaskHandle
 from imagesense.images import decode_image, fit_to_budget
-from imagesense.pool import Job, JobContext, WorkerPool
-from imagesense.results import fast_image_usage, fast_ocr_result, generation_result, image_usage, ocr_needs_fallback
-from imagesense.runs import FallbackRun, Run
-from imagesense.schemas.tasks import AnyTaskResult, Estimate, OcrEngine, TaskName, TaskOptions, Turn
+from imagesense.jobs import Job, JobCancelled, JobContext
+from imagesense.ocr.results import fast_image_usage, fast_ocr_result, ocr_needs_fallback
+from imagesense.pool import WorkerPool
+from imagesense.prompts import build_messages
+from imagesense.results import generation_result, image_usage
+from imagesense.schemas.tasks import AnyTaskResult, Estimate, OcrEngineChoice, TaskName, TaskOptions, Turn
 from imagesense.settings import Settings
 from imagesense.store import ImageStore, StoredImage, content_id
-
-
-class ClientGone(ApiError):
-    status, code = 499, "client_closed_request"
 
 
 @dataclass(frozen=True)
@@ -39,7 +36,7 @@ class TaskSpec:
 
 
 @dataclass(frozen=True)
-class Limits:
+class Budgets:
     pixels: int  # pixel-area budget per image
     min_pixels: int
     new_tokens: int
@@ -47,8 +44,8 @@ class Limits:
 
 @dataclass
 class Engines:
-    vlm: EngineRuntime[Generator]
-    fast_ocr: EngineRuntime[FastOcr]
+    vlm: EngineRuntime[VisionLanguageEngine]
+    fast_ocr: EngineRuntime[OcrEngine]
     vlm_pool: WorkerPool
     ocr_pool: WorkerPool
 
@@ -83,33 +80,33 @@ class TaskService:
         if count > limit:
             raise ValidationFailed(f"{count} images given; the limit is {limit} per request", field=field)
 
-    def _limits(self, spec: TaskSpec) -> Limits:
+    def _budgets(self, spec: TaskSpec) -> Budgets:
         """The request's budgets, checked whichever engine runs: a request is valid or not regardless of load."""
         self.check_image_count(len(spec.images), "image_ids")
-        pixels = budgets.pixel_budget(spec.task, spec.options, self.settings)
+        pixels = budgets.pixel_budget(spec.task, spec.options, self.settings)  # never below vision_min_pixels
         new_tokens = budgets.max_new_tokens(spec.task, spec.options, self.settings)
-        return Limits(pixels, min(self.settings.vision_min_pixels, pixels), new_tokens)
+        return Budgets(pixels, self.settings.vision_min_pixels, new_tokens)
 
-    def submit(self, spec: TaskSpec) -> Run[AnyTaskResult]:
+    def submit(self, spec: TaskSpec) -> TaskHandle[AnyTaskResult]:
         """Validate and queue a task; raises 4xx errors, 429 when full, 503 when no engine can do it."""
-        limits = self._limits(spec)
+        task_budgets = self._budgets(spec)
         engine = self._ocr_engine(spec) if spec.task == "ocr" else "vlm"
         if engine == "vlm":
-            return self._submit_vlm(spec, limits)
+            return self._submit_vlm(spec, task_budgets)
         fast_job = self._submit_fast_ocr(spec)
         if engine == "fast":
             return fast_job
 
         def fall_back(first: AnyTaskResult) -> Job[AnyTaskResult] | None:
             wanted = ocr_needs_fallback(first, self.settings.ocr_fallback_confidence)
-            return self._submit_vlm(spec, limits) if wanted and self.engines.vlm.ready else None
+            return self._submit_vlm(spec, task_budgets) if wanted and self.engines.vlm.ready else None
 
-        return FallbackRun(fast_job, fall_back)
+        return FallbackHandle(fast_job, fall_back)
 
     def estimate(self, spec: TaskSpec) -> Estimate:
         """Visual tokens and expected seconds for a task, without running it."""
-        limits = self._limits(spec)
-        budget, min_pixels, new_tokens = limits.pixels, limits.min_pixels, limits.new_tokens
+        task_budgets = self._budgets(spec)
+        budget, min_pixels, new_tokens = task_budgets.pixels, task_budgets.min_pixels, task_budgets.new_tokens
         engine = self._ocr_engine(spec) if spec.task == "ocr" else "vlm"
         if engine != "vlm":  # fast OCR, or auto: the fast engine answers first
             pool = self.engines.ocr_pool
@@ -128,7 +125,7 @@ class TaskService:
             queued_ahead=self.engines.vlm_pool.stats().queued, basis=expected.basis,
         )  # fmt: skip
 
-    def _ocr_engine(self, spec: TaskSpec) -> OcrEngine:
+    def _ocr_engine(self, spec: TaskSpec) -> OcrEngineChoice:
         """auto runs the fast engine first; when only one engine is up, or for several images (which
         only the VLM reads in one request), auto means the VLM."""
         requested = spec.options.engine or self.settings.ocr_engine
@@ -149,17 +146,16 @@ class TaskService:
         [image] = spec.images  # _ocr_engine sends several images to the VLM
 
         def work(context: JobContext) -> AnyTaskResult:
-            return fast_ocr_result(engine.read(image.decoded.image), image, ENGINE_NAME, context)
+            return fast_ocr_result(engine.read(image.decoded.image), image, engine.name, context)
 
         return self.engines.ocr_pool.submit(work)
 
-    def _submit_vlm(self, spec: TaskSpec, limits: Limits) -> Job[AnyTaskResult]:
+    def _submit_vlm(self, spec: TaskSpec, task_budgets: Budgets) -> Job[AnyTaskResult]:
         messages = build_messages(
             spec.task, len(spec.images), question=spec.question, history=spec.history, detail=spec.options.detail
         )
-        budget, min_pixels, new_tokens = limits.pixels, limits.min_pixels, limits.new_tokens
-        generator = self.engines.vlm.get()  # 503 now, not after waiting in the queue
-        threads = thread_share(self.settings, lambda: self.engines.vlm_pool.active)
+        budget, min_pixels, new_tokens = task_budgets.pixels, task_budgets.min_pixels, task_budgets.new_tokens
+        engine = self.engines.vlm.get()  # 503 now, not after waiting in the queue
 
         def work(context: JobContext) -> AnyTaskResult:
             request = GenerationRequest(
@@ -173,30 +169,32 @@ class TaskService:
                 repetition_guard=self.settings.repetition_guard,
                 image_keys=tuple(item.image_id for item in spec.images),
             )
-            output = generator.generate(request, context.should_stop, context.emit, threads=threads)
+            output = engine.generate(request, context)
             if not output.cached_tokens:  # a reused prefix would make the prefill look cheaper than it is
                 text_tokens = output.prompt_tokens - output.image_tokens
                 self.costs.observe(
                     output.image_tokens, text_tokens, output.completion_tokens,
                     output.prefill_ms / 1000, output.decode_ms / 1000,
                 )  # fmt: skip
-            return generation_result(spec.task, spec.images, output, generator.loaded.name, budget, min_pixels, context)
+            return generation_result(spec.task, spec.images, output, engine.info.model, budget, min_pixels, context)
 
         return self.engines.vlm_pool.submit(work)
 
-    async def run(self, spec: TaskSpec, is_disconnected: Callable[[], Awaitable[bool]]) -> AnyTaskResult:
-        """Run a task for an HTTP client; a client that disconnects cancels its job."""
-        run = self.submit(spec)
-        watcher = asyncio.create_task(_cancel_on_disconnect(run, is_disconnected))
+    async def complete(self, spec: TaskSpec, is_disconnected: Callable[[], Awaitable[bool]]) -> AnyTaskResult:
+        """Run a task to its result for an HTTP client; a client that disconnects cancels it."""
+        handle = self.submit(spec)
+        watcher = asyncio.create_task(_cancel_on_disconnect(handle, is_disconnected))
         try:
-            return await run.result()
+            return await handle.result()
         except JobCancelled:
             raise ClientGone("the client closed the request") from None
         finally:
             watcher.cancel()
 
 
-async def _cancel_on_disconnect(run: Run[AnyTaskResult], is_disconnected: Callable[[], Awaitable[bool]]) -> None:
+async def _cancel_on_disconnect(
+    handle: TaskHandle[AnyTaskResult], is_disconnected: Callable[[], Awaitable[bool]]
+) -> None:
     while not await is_disconnected():
         await asyncio.sleep(0.25)
-    run.cancel()
+    handle.cancel()

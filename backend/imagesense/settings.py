@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from imagesense.schemas.tasks import MAX_IMAGES_PER_REQUEST
+
 MIB = 1024 * 1024
 # One visual token of Qwen3-VL covers 32×32 pixels (16 px patches, merged 2×2).
 PIXELS_PER_VISUAL_TOKEN = 32 * 32
@@ -87,7 +89,7 @@ class Settings(BaseSettings):
         le=1_000_000_000,
         description="Largest accepted image area (width × height), checked before decoding (bomb guard).",
     )
-    max_images_per_request: int = Field(4, ge=1, le=32, description="Images one request may carry.")
+    max_images_per_request: int = Field(4, ge=1, le=MAX_IMAGES_PER_REQUEST, description="Images one request may carry.")
     vision_max_pixels: int = Field(
         1536 * 1536,
         ge=4 * PIXELS_PER_VISUAL_TOKEN,

@@ -1,4 +1,4 @@
-"""Dependencies: the objects built in the lifespan, and the form fields tasks share."""
+"""Dependencies: the objects built in the lifespan, and the image fields tasks share."""
 
 from typing import Annotated
 
@@ -7,7 +7,6 @@ from starlette.requests import HTTPConnection
 
 from imagesense.errors import ValidationFailed
 from imagesense.schemas.errors import ErrorResponse
-from imagesense.schemas.tasks import DescribeDetail, OcrEngine, Resolution, TaskOptions
 from imagesense.service import TaskService
 from imagesense.store import StoredImage
 
@@ -28,38 +27,6 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
 ERROR_RESPONSES = error_responses(400, 404, 413, 415, 422, 429, 503, 504)
 
 
-def task_options(
-    max_new_tokens: Annotated[int | None, Form(ge=1, description="Tokens to generate at most.")] = None,
-    resolution: Annotated[Resolution, Form(description="Pixel budget: low, auto (per task), high.")] = "auto",
-    max_pixels: Annotated[int | None, Form(ge=4096, description="Explicit pixel-area budget.")] = None,
-    temperature: Annotated[float, Form(ge=0.0, le=2.0, description="0 = greedy.")] = 0.0,
-    top_p: Annotated[float, Form(gt=0.0, le=1.0)] = 1.0,
-) -> TaskOptions:
-    return TaskOptions(
-        max_new_tokens=max_new_tokens,
-        resolution=resolution,
-        max_pixels=max_pixels,
-        temperature=temperature,
-        top_p=top_p,
-    )
-
-
-def ocr_options(
-    options: Annotated[TaskOptions, Depends(task_options)],
-    engine: Annotated[
-        OcrEngine | None, Form(description="fast (PP-OCR, boxes), vlm (Qwen3-VL) or auto; unset = server default.")
-    ] = None,
-) -> TaskOptions:
-    return options.model_copy(update={"engine": engine})
-
-
-def describe_options(
-    options: Annotated[TaskOptions, Depends(task_options)],
-    detail: Annotated[DescribeDetail, Form(description="A brief or a detailed description.")] = "brief",
-) -> TaskOptions:
-    return options.model_copy(update={"detail": detail})
-
-
 async def read_upload(service: TaskService, upload: UploadFile, field: str) -> StoredImage:
     # Read one byte past the limit: enough to refuse an oversize file without holding all of it.
     data = await upload.read(service.settings.max_upload_bytes + 1)
@@ -68,6 +35,8 @@ async def read_upload(service: TaskService, upload: UploadFile, field: str) -> S
 
 FileField = Annotated[UploadFile | None, File(description="The image file (JPEG, PNG, WebP, GIF, BMP, TIFF).")]
 ImageIdField = Annotated[str | None, Form(description="Id of an image uploaded with POST /api/v1/images.")]
+FilesField = Annotated[list[UploadFile] | None, File(description="Images (or give image_ids).")]
+ImageIdsField = Annotated[list[str] | None, Form(description="Ids of uploaded images.")]
 
 
 async def many_images(
@@ -75,7 +44,7 @@ async def many_images(
 ) -> list[StoredImage]:
     """The images of an ask or estimate request: stored ids first, then uploads, within the limit."""
     uploads, ids = files or [], image_ids or []
-    service.check_image_count(len(uploads) + len(ids), "files")
+    service.check_image_count(len(uploads) + len(ids), "files" if uploads else "image_ids")
     return service.resolve(ids) + [await read_upload(service, upload, "files") for upload in uploads]
 
 

@@ -9,9 +9,9 @@ from imagesense.api.deps import (
     FileField,
     ImageIdField,
     ServiceDep,
-    describe_options,
     single_image,
 )
+from imagesense.api.forms import describe_options
 from imagesense.schemas.tasks import TaskOptions, TaskResult
 from imagesense.service import TaskSpec
 
@@ -27,4 +27,4 @@ async def describe(
     image_id: ImageIdField = None,
 ) -> TaskResult:
     image = await single_image(service, file, image_id)
-    return await service.run(TaskSpec("describe", [image], options), request.is_disconnected)
+    return await service.complete(TaskSpec("describe", [image], options), request.is_disconnected)

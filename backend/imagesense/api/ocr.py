@@ -4,7 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from imagesense.api.deps import ERROR_RESPONSES, FileField, ImageIdField, ServiceDep, ocr_options, single_image
+from imagesense.api.deps import ERROR_RESPONSES, FileField, ImageIdField, ServiceDep, single_image
+from imagesense.api.forms import ocr_options
 from imagesense.schemas.tasks import OcrResult, TaskOptions
 from imagesense.service import TaskSpec
 
@@ -21,6 +22,6 @@ async def ocr(
 ) -> OcrResult:
     """The text of one image: from the fast engine with line boxes, or from the VLM (see `engine`)."""
     image = await single_image(service, file, image_id)
-    result = await service.run(TaskSpec("ocr", [image], options), request.is_disconnected)
+    result = await service.complete(TaskSpec("ocr", [image], options), request.is_disconnected)
     assert isinstance(result, OcrResult)  # the OCR task always yields an OcrResult
     return result

@@ -8,24 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+import logging
 
 import anyio
-from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, TypeAdapter, ValidationError
-from pydantic.json_schema import JsonSchemaMode
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, ValidationError
 
 from imagesense.api.deps import get_service
-from imagesense.errors import ApiError, JobCancelled, validation_error_from
-from imagesense.pool import Output, Queued, Started
-from imagesense.runs import Run
+from imagesense.errors import ApiError, api_error_from, validation_error_from
+from imagesense.handles import TaskHandle
+from imagesense.jobs import JobCancelled, Output, Queued, Started
 from imagesense.schemas.stream import (
+    CLIENT_MESSAGE,
     CancelledEvent,
-    ClientMessage,
     DoneEvent,
     ErrorEvent,
     QueuedEvent,
-    ServerEvent,
     StartedEvent,
     StreamRequest,
     TokenEvent,
@@ -36,7 +34,7 @@ from imagesense.service import TaskService, TaskSpec
 router = APIRouter(tags=["stream"])
 # What sending to a socket whose client has left raises, depending on the server underneath.
 _GONE = (WebSocketDisconnect, RuntimeError, OSError, anyio.ClosedResourceError, anyio.BrokenResourceError)
-_CLIENT_MESSAGE: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
+log = logging.getLogger(__name__)
 
 
 def error_event(error: ApiError) -> ErrorEvent:
@@ -47,7 +45,7 @@ class StreamSession:
     def __init__(self, websocket: WebSocket, service: TaskService) -> None:
         self.websocket = websocket
         self.service = service
-        self.job: Run[AnyTaskResult] | None = None
+        self.task: TaskHandle[AnyTaskResult] | None = None
         self.runner: asyncio.Task[None] | None = None
 
     async def send(self, event: BaseModel) -> None:
@@ -65,7 +63,7 @@ class StreamSession:
 
     async def handle(self, raw: str) -> None:
         try:
-            message = _CLIENT_MESSAGE.validate_json(raw)
+            message = CLIENT_MESSAGE.validate_json(raw)
         except ValidationError as exc:
             await self.send(error_event(validation_error_from(list(exc.errors()))))
             return
@@ -85,14 +83,22 @@ class StreamSession:
                 question=message.question,
                 history=message.history,
             )
-            self.job = self.service.submit(spec)
-        except ApiError as error:
-            await self.send(error_event(error))
+            self.task = self.service.submit(spec)
+        except Exception as exc:  # noqa: BLE001 - known errors become events; anything else is a bug, logged
+            await self.send(self.error_event_for(exc))
             return
-        self.runner = asyncio.create_task(self.relay(self.job))
+        self.runner = asyncio.create_task(self.relay(self.task))
 
-    async def relay(self, job: Run[AnyTaskResult]) -> None:
-        async for event in job.events():
+    @staticmethod
+    def error_event_for(exc: Exception) -> ErrorEvent:
+        error = api_error_from(exc)
+        if error is None:
+            log.error("stream task failed", exc_info=exc)
+            return ErrorEvent(code="internal_error", message="the generation failed")
+        return error_event(error)
+
+    async def relay(self, task: TaskHandle[AnyTaskResult]) -> None:
+        async for event in task.events():
             if isinstance(event, Queued):
                 await self.send(QueuedEvent(position=event.position))
             elif isinstance(event, Started):
@@ -100,46 +106,15 @@ class StreamSession:
             elif isinstance(event, Output):
                 await self.send(TokenEvent(text=event.text))
         try:
-            await self.send(DoneEvent(result=await job.result()))
+            await self.send(DoneEvent(result=await task.result()))
         except JobCancelled:
             await self.send(CancelledEvent())
-        except ApiError as error:
-            await self.send(error_event(error))
-        except Exception:  # noqa: BLE001 - report it and keep the socket usable
-            await self.send(ErrorEvent(code="internal_error", message="the generation failed"))
+        except Exception as exc:  # noqa: BLE001 - report it and keep the socket usable
+            await self.send(self.error_event_for(exc))
 
     def cancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
-
-
-def stream_schemas() -> dict[str, Any]:
-    """JSON schemas of the stream's messages, for the OpenAPI components (WebSockets aren't in OpenAPI),
-    so that clients generated from the spec get typed events too."""
-    ref = "#/components/schemas/{model}"
-    schemas: dict[str, Any] = {}
-    messages: list[tuple[str, TypeAdapter[Any], JsonSchemaMode]] = [
-        ("ClientMessage", _CLIENT_MESSAGE, "validation"),  # what clients send: defaults may be left out
-        ("ServerEvent", TypeAdapter(ServerEvent), "serialization"),  # what they receive: every field
-    ]
-    for name, adapter, mode in messages:
-        schema = adapter.json_schema(ref_template=ref, mode=mode)
-        schemas.update(schema.pop("$defs", {}))
-        schemas[name] = schema
-    return schemas
-
-
-def add_stream_schemas(app: FastAPI) -> None:
-    build_openapi = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        spec = build_openapi()
-        components = spec.setdefault("components", {}).setdefault("schemas", {})
-        for name, schema in stream_schemas().items():
-            components.setdefault(name, schema)
-        return spec
-
-    app.openapi = openapi  # type: ignore[method-assign]
+        if self.task is not None:
+            self.task.cancel()
 
 
 @router.websocket("/stream")

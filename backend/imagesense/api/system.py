@@ -1,12 +1,13 @@
 """Liveness, readiness and pool statistics."""
 
+from dataclasses import asdict
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from imagesense.api.deps import ServiceDep, error_responses
-from imagesense.schemas.system import Health, Readiness, Stats
+from imagesense.schemas.system import Health, PoolStats, Readiness, Stats
 
 router = APIRouter(tags=["system"])
 
@@ -34,5 +35,5 @@ async def ready(
 
 @router.get("/stats")
 async def stats(service: ServiceDep) -> Stats:
-    vlm = service.engines.vlm_pool.stats()
-    return Stats(**vlm.model_dump(), fast_ocr=service.engines.ocr_pool.stats())
+    vlm = asdict(service.engines.vlm_pool.stats())
+    return Stats(**vlm, fast_ocr=PoolStats(**asdict(service.engines.ocr_pool.stats())))

@@ -14,6 +14,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from transformers import AutoModelForImageTextToText, AutoProcessor, Qwen3VLProcessor
 from transformers.utils.import_utils import is_torchvision_available
 
+from imagesense.engine.cpu import cpu_flags, has_native_bf16
 from imagesense.engine.quantize import Scheme, quantize_model
 
 log = logging.getLogger(__name__)
@@ -43,18 +44,11 @@ class LoadedModel:
     quantization: Scheme = "none"
 
 
-def cpu_has_bf16() -> bool:
-    """Native bfloat16 matmul (AVX512-BF16 / AMX on x86, BF16 on Arm); otherwise it is emulated and slow."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(flag in flags for flag in ("avx512_bf16", "amx_bf16", " bf16"))
-
-
-def resolve_dtype(name: str) -> torch.dtype:
+def resolve_dtype(name: str, flags: set[str] | None = None) -> torch.dtype:
+    """``auto``: bfloat16 where the CPU computes it natively (``flags``: the CPU's, by default), else float32."""
     if name == "auto":
-        return torch.bfloat16 if cpu_has_bf16() else torch.float32
+        native = has_native_bf16(cpu_flags() if flags is None else flags)
+        return torch.bfloat16 if native else torch.float32
     return {"bfloat16": torch.bfloat16, "float32": torch.float32}[name]
 
 

@@ -56,10 +56,6 @@ class TextDeltaStreamer(BaseStreamer):
             self._on_text(after[len(before) :])
         self._prefix_offset = self._read_offset = len(self._ids)
 
-    @property
-    def token_count(self) -> int:
-        return len(self._ids)
-
 
 class StopWhen(StoppingCriteria):
     """Stops generation as soon as ``should_stop()`` says so (cancel, deadline)."""

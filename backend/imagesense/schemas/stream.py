@@ -2,10 +2,10 @@
 
 from typing import Annotated, Literal
 
-from pydantic import Discriminator, Field, Tag
+from pydantic import Discriminator, Field, Tag, TypeAdapter
 
 from imagesense.schemas.base import ApiModel
-from imagesense.schemas.tasks import MAX_QUESTION_CHARS, AnyTaskResult, TaskName, TaskOptions, Turn
+from imagesense.schemas.tasks import MAX_IMAGES_PER_REQUEST, AnyTaskResult, History, Question, TaskName, TaskOptions
 
 
 class StreamRequest(ApiModel):
@@ -13,9 +13,9 @@ class StreamRequest(ApiModel):
 
     type: Literal["run"] = "run"
     task: TaskName
-    image_ids: list[str] = Field(min_length=1)
-    question: str | None = Field(None, min_length=1, max_length=MAX_QUESTION_CHARS)
-    history: list[Turn] = Field(default_factory=list)
+    image_ids: list[str] = Field(min_length=1, max_length=MAX_IMAGES_PER_REQUEST)
+    question: Question | None = None
+    history: History = Field(default_factory=list)
     options: TaskOptions = Field(default_factory=TaskOptions)
 
 
@@ -35,6 +35,7 @@ ClientMessage = Annotated[
     Annotated[StreamRequest, Tag("run")] | Annotated[CancelRequest, Tag("cancel")],
     Discriminator(_client_message_type),
 ]
+CLIENT_MESSAGE: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 
 class QueuedEvent(ApiModel):

@@ -1,8 +1,8 @@
 """Task options and results: the contract shared by the HTTP endpoints and the WebSocket stream."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, StringConstraints
 
 from imagesense.schemas.base import ApiModel
 
@@ -10,16 +10,51 @@ TaskName = Literal["ocr", "describe", "ask"]
 DescribeDetail = Literal["brief", "detailed"]
 Resolution = Literal["low", "auto", "high"]
 FinishReason = Literal["stop", "length", "repetition", "cancelled"]
-OcrEngine = Literal["auto", "fast", "vlm"]
+OcrEngineChoice = Literal["auto", "fast", "vlm"]
 PageRotation = Literal[0, 90, 180, 270]
 
+# Every bound of a request is defined here, once, and used by the HTTP forms and the stream alike.
 MAX_QUESTION_CHARS = 4000
 MAX_HISTORY_TURNS = 32
+MAX_TURN_CHARS = 32000
+MAX_HISTORY_CHARS = 64000
+MAX_IMAGES_PER_REQUEST = 32  # the hard cap; IMAGESENSE_MAX_IMAGES_PER_REQUEST sets the working limit below it
+MIN_PIXEL_BUDGET = 4096
+MAX_TEMPERATURE = 2.0
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be blank")
+    return text
+
+
+Question = Annotated[str, StringConstraints(min_length=1, max_length=MAX_QUESTION_CHARS), AfterValidator(_not_blank)]
 
 
 class Turn(ApiModel):
     role: Literal["user", "assistant"]
-    content: str = Field(min_length=1, max_length=32000)
+    content: str = Field(min_length=1, max_length=MAX_TURN_CHARS)
+
+
+def _check_history(history: list[Turn]) -> list[Turn]:
+    """Earlier turns alternate user / assistant, start with the user, end with an answer, and stay
+    within the total size."""
+    for index, turn in enumerate(history):
+        expected = "user" if index % 2 == 0 else "assistant"
+        if turn.role != expected:
+            raise ValueError(
+                f"turn {index} has role {turn.role!r}; turns must alternate user, assistant, ... starting with user"
+            )
+    if len(history) % 2:
+        raise ValueError("history must end with an assistant turn")
+    total = sum(len(turn.content) for turn in history)
+    if total > MAX_HISTORY_CHARS:
+        raise ValueError(f"history has {total} characters; the limit is {MAX_HISTORY_CHARS}")
+    return history
+
+
+History = Annotated[list[Turn], Field(max_length=MAX_HISTORY_TURNS), AfterValidator(_check_history)]
 
 
 class TaskOptions(ApiModel):
@@ -35,15 +70,15 @@ class TaskOptions(ApiModel):
     )
     max_pixels: int | None = Field(
         None,
-        ge=4096,
+        ge=MIN_PIXEL_BUDGET,
         description="Explicit pixel-area budget per image (overrides `resolution`; capped by "
         "IMAGESENSE_VISION_MAX_PIXELS). One visual token covers 32×32 px.",
     )
     detail: DescribeDetail = Field("brief", description="Describe only: a brief or a detailed description.")
-    engine: OcrEngine | None = Field(
+    engine: OcrEngineChoice | None = Field(
         None, description="OCR only: fast (PP-OCR), vlm (Qwen3-VL) or auto; unset = IMAGESENSE_OCR_ENGINE."
     )
-    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 is greedy (deterministic).")
+    temperature: float = Field(0.0, ge=0.0, le=MAX_TEMPERATURE, description="0 is greedy (deterministic).")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling, when temperature > 0.")
 
 

@@ -177,11 +177,14 @@ export interface components {
     schemas: {
         /** Body_ask_api_v1_ask_post */
         Body_ask_api_v1_ask_post: {
-            /** Question */
+            /**
+             * Question
+             * @description The question about the images.
+             */
             question: string;
             /**
              * Files
-             * @description Images to ask about.
+             * @description Images (or give image_ids).
              */
             files?: string[] | null;
             /**
@@ -191,34 +194,35 @@ export interface components {
             image_ids?: string[] | null;
             /**
              * History
-             * @description Earlier turns as JSON: [{"role": "user", "content": "..."}, ...]
+             * @description Earlier turns as JSON: [{"role": "user", "content": "..."}, {"role": "assistant", ...}, ...]
              */
             history?: string | null;
             /**
              * Max New Tokens
-             * @description Tokens to generate at most.
+             * @description Tokens to generate at most (capped by IMAGESENSE_MAX_NEW_TOKENS_LIMIT).
              */
             max_new_tokens?: number | null;
             /**
              * Resolution
-             * @description Pixel budget: low, auto (per task), high.
+             * @description Pixel budget per image: low, high, or auto (the task's own budget: more pixels for OCR, whose text must stay readable, fewer for a description).
              * @default auto
              * @enum {string}
              */
             resolution?: "low" | "auto" | "high";
             /**
              * Max Pixels
-             * @description Explicit pixel-area budget.
+             * @description Explicit pixel-area budget per image (overrides `resolution`; capped by IMAGESENSE_VISION_MAX_PIXELS). One visual token covers 32×32 px.
              */
             max_pixels?: number | null;
             /**
              * Temperature
-             * @description 0 = greedy.
+             * @description 0 is greedy (deterministic).
              * @default 0
              */
             temperature?: number;
             /**
              * Top P
+             * @description Nucleus sampling, when temperature > 0.
              * @default 1
              */
             top_p?: number;
@@ -236,40 +240,41 @@ export interface components {
              */
             image_id?: string | null;
             /**
-             * Detail
-             * @description A brief or a detailed description.
-             * @default brief
-             * @enum {string}
-             */
-            detail?: "brief" | "detailed";
-            /**
              * Max New Tokens
-             * @description Tokens to generate at most.
+             * @description Tokens to generate at most (capped by IMAGESENSE_MAX_NEW_TOKENS_LIMIT).
              */
             max_new_tokens?: number | null;
             /**
              * Resolution
-             * @description Pixel budget: low, auto (per task), high.
+             * @description Pixel budget per image: low, high, or auto (the task's own budget: more pixels for OCR, whose text must stay readable, fewer for a description).
              * @default auto
              * @enum {string}
              */
             resolution?: "low" | "auto" | "high";
             /**
              * Max Pixels
-             * @description Explicit pixel-area budget.
+             * @description Explicit pixel-area budget per image (overrides `resolution`; capped by IMAGESENSE_VISION_MAX_PIXELS). One visual token covers 32×32 px.
              */
             max_pixels?: number | null;
             /**
              * Temperature
-             * @description 0 = greedy.
+             * @description 0 is greedy (deterministic).
              * @default 0
              */
             temperature?: number;
             /**
              * Top P
+             * @description Nucleus sampling, when temperature > 0.
              * @default 1
              */
             top_p?: number;
+            /**
+             * Detail
+             * @description Describe only: a brief or a detailed description.
+             * @default brief
+             * @enum {string}
+             */
+            detail?: "brief" | "detailed";
         };
         /** Body_estimate_api_v1_estimate_post */
         Body_estimate_api_v1_estimate_post: {
@@ -288,49 +293,57 @@ export interface components {
              * @description Ids of uploaded images.
              */
             image_ids?: string[] | null;
-            /** Question */
+            /**
+             * Question
+             * @description ask: the question.
+             */
             question?: string | null;
             /**
              * History
-             * @description Earlier turns as JSON, as for /ask.
+             * @description Earlier turns as JSON: [{"role": "user", "content": "..."}, {"role": "assistant", ...}, ...]
              */
             history?: string | null;
             /**
-             * Detail
-             * @default brief
-             * @enum {string}
-             */
-            detail?: "brief" | "detailed";
-            /** Engine */
-            engine?: ("auto" | "fast" | "vlm") | null;
-            /**
              * Max New Tokens
-             * @description Tokens to generate at most.
+             * @description Tokens to generate at most (capped by IMAGESENSE_MAX_NEW_TOKENS_LIMIT).
              */
             max_new_tokens?: number | null;
             /**
              * Resolution
-             * @description Pixel budget: low, auto (per task), high.
+             * @description Pixel budget per image: low, high, or auto (the task's own budget: more pixels for OCR, whose text must stay readable, fewer for a description).
              * @default auto
              * @enum {string}
              */
             resolution?: "low" | "auto" | "high";
             /**
              * Max Pixels
-             * @description Explicit pixel-area budget.
+             * @description Explicit pixel-area budget per image (overrides `resolution`; capped by IMAGESENSE_VISION_MAX_PIXELS). One visual token covers 32×32 px.
              */
             max_pixels?: number | null;
             /**
              * Temperature
-             * @description 0 = greedy.
+             * @description 0 is greedy (deterministic).
              * @default 0
              */
             temperature?: number;
             /**
              * Top P
+             * @description Nucleus sampling, when temperature > 0.
              * @default 1
              */
             top_p?: number;
+            /**
+             * Detail
+             * @description Describe only: a brief or a detailed description.
+             * @default brief
+             * @enum {string}
+             */
+            detail?: "brief" | "detailed";
+            /**
+             * Engine
+             * @description OCR only: fast (PP-OCR), vlm (Qwen3-VL) or auto; unset = IMAGESENSE_OCR_ENGINE.
+             */
+            engine?: ("auto" | "fast" | "vlm") | null;
         };
         /** Body_ocr_api_v1_ocr_post */
         Body_ocr_api_v1_ocr_post: {
@@ -345,38 +358,39 @@ export interface components {
              */
             image_id?: string | null;
             /**
-             * Engine
-             * @description fast (PP-OCR, boxes), vlm (Qwen3-VL) or auto; unset = server default.
-             */
-            engine?: ("auto" | "fast" | "vlm") | null;
-            /**
              * Max New Tokens
-             * @description Tokens to generate at most.
+             * @description Tokens to generate at most (capped by IMAGESENSE_MAX_NEW_TOKENS_LIMIT).
              */
             max_new_tokens?: number | null;
             /**
              * Resolution
-             * @description Pixel budget: low, auto (per task), high.
+             * @description Pixel budget per image: low, high, or auto (the task's own budget: more pixels for OCR, whose text must stay readable, fewer for a description).
              * @default auto
              * @enum {string}
              */
             resolution?: "low" | "auto" | "high";
             /**
              * Max Pixels
-             * @description Explicit pixel-area budget.
+             * @description Explicit pixel-area budget per image (overrides `resolution`; capped by IMAGESENSE_VISION_MAX_PIXELS). One visual token covers 32×32 px.
              */
             max_pixels?: number | null;
             /**
              * Temperature
-             * @description 0 = greedy.
+             * @description 0 is greedy (deterministic).
              * @default 0
              */
             temperature?: number;
             /**
              * Top P
+             * @description Nucleus sampling, when temperature > 0.
              * @default 1
              */
             top_p?: number;
+            /**
+             * Engine
+             * @description OCR only: fast (PP-OCR), vlm (Qwen3-VL) or auto; unset = IMAGESENSE_OCR_ENGINE.
+             */
+            engine?: ("auto" | "fast" | "vlm") | null;
         };
         /** Body_upload_image_api_v1_images_post */
         Body_upload_image_api_v1_images_post: {

@@ -14,19 +14,19 @@ from pathlib import Path
 from PIL import Image
 
 from imagesense import budgets
-from imagesense.engine.fast_ocr import FastOcr
-from imagesense.engine.generation import GenerationRequest, Generator
-from imagesense.engine.loader import load_model
-from imagesense.engine.prompts import build_messages
+from imagesense.devtools.samples import Sample, all_samples, character_error_rate
+from imagesense.engine.protocol import GenerationRequest, Unattended
+from imagesense.engine.rapidocr import RapidOcrEngine
+from imagesense.engine.transformers_engine import open_transformers_engine
 from imagesense.images import fit_to_budget
-from imagesense.layout import reading_order, to_text
-from imagesense.samples import Sample, all_samples, character_error_rate
+from imagesense.ocr.layout import reading_order, to_text
+from imagesense.prompts import build_messages
 
 Reader = Callable[[Image.Image], str]
 
 
 def fast_reader(threads: int) -> Reader:
-    engine = FastOcr(threads=threads)
+    engine = RapidOcrEngine(threads=threads)
     engine.warm_up()
 
     def read(image: Image.Image) -> str:
@@ -37,8 +37,7 @@ def fast_reader(threads: int) -> Reader:
 
 
 def vlm_reader(model: str, max_new_tokens: int) -> Reader:
-    generator = Generator(load_model(model))
-    generator.warm_up()
+    engine = open_transformers_engine(model)
     budget = budgets.AUTO_PIXELS["ocr"]
 
     def read(image: Image.Image) -> str:
@@ -49,7 +48,7 @@ def vlm_reader(model: str, max_new_tokens: int) -> Reader:
             min_pixels=4096,
             max_new_tokens=max_new_tokens,
         )
-        return generator.generate(request, should_stop=lambda: False, on_text=lambda _text: None).text
+        return engine.generate(request, Unattended()).text
 
     return read
 

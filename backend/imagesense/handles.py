@@ -1,4 +1,4 @@
-"""A task's run as its consumers see it: events, a result, cancel — one pool job or a chain of two.
+"""A submitted task as its consumers see it: events, a result, cancel — one pool job or a chain of two.
 
 OCR with ``engine=auto`` is such a chain: the fast engine first, then the VLM when the fast result
 is not good enough. The chain looks like one job to the HTTP endpoints and the WebSocket stream.
@@ -11,14 +11,16 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Generic, Protocol, TypeVar
 
-from imagesense.errors import ApiError, JobCancelled
-from imagesense.pool import Job, JobEvent
+from imagesense.engine.errors import EngineError
+from imagesense.errors import ApiError
+from imagesense.jobs import Job, JobCancelled, JobEvent, PoolError
 
 T = TypeVar("T")
+_FALLBACK_FAILURES = (ApiError, EngineError, PoolError)
 T_co = TypeVar("T_co", covariant=True)
 
 
-class Run(Protocol[T_co]):
+class TaskHandle(Protocol[T_co]):
     def events(self) -> AsyncIterator[JobEvent]: ...
 
     async def result(self) -> T_co: ...
@@ -26,7 +28,7 @@ class Run(Protocol[T_co]):
     def cancel(self) -> None: ...
 
 
-class FallbackRun(Generic[T]):
+class FallbackHandle(Generic[T]):
     """Runs ``first``; ``then(result)`` may start a second job whose result replaces the first.
 
     If the second job can't run or fails (queue full, timeout, error), the first result stands: a
@@ -53,11 +55,11 @@ class FallbackRun(Generic[T]):
                 raise JobCancelled
             try:
                 second = self._then(result)
-            except ApiError:
+            except _FALLBACK_FAILURES:
                 return result
             if second is None:
                 return result
-            with contextlib.suppress(ApiError):
+            with contextlib.suppress(*_FALLBACK_FAILURES):
                 return await self._follow(second)
             return result
         finally:

@@ -7,25 +7,18 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from imagesense.layout import Rotation, TextLine, is_vertical, rotation_from
+from imagesense.engine.protocol import OcrReading, Point, Rotation, TextLine
 
 log = logging.getLogger(__name__)
 
 ENGINE_NAME = "rapidocr PP-OCRv6 (onnxruntime)"
 _ORIENTATION_SAMPLES = 8  # the longest lines vote on the page's rotation
-
-
-@dataclass(frozen=True)
-class FastOcrOutput:
-    lines: list[TextLine]
-    rotation: Rotation
-    elapsed_ms: float
 
 
 def _ocr_params(threads: int, **flags: bool) -> dict[str, Any]:
@@ -38,7 +31,9 @@ def _ocr_params(threads: int, **flags: bool) -> dict[str, Any]:
     return params
 
 
-class FastOcr:
+class RapidOcrEngine:
+    """Implements ``OcrEngine``."""
+
     def __init__(self, threads: int) -> None:
         from rapidocr import RapidOCR  # imported here: a missing wheel becomes this engine's load error
 
@@ -53,13 +48,17 @@ class FastOcr:
         ImageDraw.Draw(page).text((10, 30), "warm up 123", fill="black")
         self.read(page)
 
-    def read(self, image: Image.Image) -> FastOcrOutput:
+    @property
+    def name(self) -> str:
+        return ENGINE_NAME
+
+    def read(self, image: Image.Image) -> OcrReading:
         started = time.perf_counter()
         pixels = np.asarray(image.convert("RGB"))
         output = self._reader(pixels)
         lines = self._lines(output)
         rotation = self._rotation(pixels, lines) if lines else 0
-        return FastOcrOutput(lines, rotation, (time.perf_counter() - started) * 1000)
+        return OcrReading(lines, rotation, (time.perf_counter() - started) * 1000)
 
     @staticmethod
     def _lines(output: Any) -> list[TextLine]:
@@ -92,8 +91,30 @@ class FastOcr:
         if crop.size == 0:
             return "0", 0.0
         if vertical:
-            crop = np.rot90(crop)  # counter-clockwise, as layout.rotation_from expects
+            crop = np.rot90(crop)  # counter-clockwise, as rotation_from expects
         result = self._classifier(np.ascontiguousarray(crop))
         verdicts = getattr(result, "cls_res", None) or [("0", 0.0)]
         label, score = verdicts[0]
         return str(label), float(score)
+
+
+def is_vertical(box: Sequence[Point]) -> bool:
+    """A box whose text runs along the image's y axis (a line on a page turned by 90°)."""
+    width = _distance(box[0], box[1])
+    height = _distance(box[1], box[2])
+    return height > 1.5 * width
+
+
+def _distance(a: Point, b: Point) -> float:
+    return float(((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2) ** 0.5)
+
+
+def rotation_from(vertical: bool, flipped: bool) -> Rotation:
+    """Page rotation from the text direction and the orientation classifier's verdict.
+
+    Crops of vertical lines are turned 90° counter-clockwise before classification, so a page turned
+    90° CCW yields upside-down crops and one turned 90° clockwise yields upright ones.
+    """
+    if vertical:
+        return 90 if flipped else 270
+    return 180 if flipped else 0

@@ -9,17 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
-Point = tuple[float, float]
-Rotation = Literal[0, 90, 180, 270]  # how far the page is turned counter-clockwise
-
-
-@dataclass(frozen=True)
-class TextLine:
-    text: str
-    confidence: float
-    box: tuple[Point, Point, Point, Point]  # four corners in image pixels
+from imagesense.engine.protocol import Point, Rotation, TextLine
 
 
 @dataclass(frozen=True)
@@ -33,28 +24,6 @@ class _Placed:
     @property
     def height(self) -> float:
         return self.bottom - self.top
-
-
-def is_vertical(box: Sequence[Point]) -> bool:
-    """A box whose text runs along the image's y axis (a line on a page turned by 90°)."""
-    width = _distance(box[0], box[1])
-    height = _distance(box[1], box[2])
-    return height > 1.5 * width
-
-
-def _distance(a: Point, b: Point) -> float:
-    return float(((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2) ** 0.5)
-
-
-def rotation_from(vertical: bool, flipped: bool) -> Rotation:
-    """Page rotation from the text direction and the orientation classifier's verdict.
-
-    Crops of vertical lines are turned 90° counter-clockwise before classification, so a page turned
-    90° CCW yields upside-down crops and one turned 90° clockwise yields upright ones.
-    """
-    if vertical:
-        return 90 if flipped else 270
-    return 180 if flipped else 0
 
 
 def to_upright(point: Point, rotation: Rotation, width: int, height: int) -> Point:

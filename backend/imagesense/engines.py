@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-import torch
-
-from imagesense.engine.fast_ocr import ENGINE_NAME, FastOcr
-from imagesense.engine.generation import Generator
-from imagesense.engine.loader import explain_load_failure, load_model
-from imagesense.engine.prefix_cache import PrefixCache
+from imagesense.engine.cpu import cpu_cores
+from imagesense.engine.loader import explain_load_failure
+from imagesense.engine.protocol import OcrEngine, VisionLanguageEngine
+from imagesense.engine.rapidocr import ENGINE_NAME, RapidOcrEngine
+from imagesense.engine.transformers_engine import open_transformers_engine
 from imagesense.errors import ModelUnavailable
 from imagesense.schemas.system import ModelState, ModelStatus
 from imagesense.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def cpu_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def thread_share(settings: Settings, active: Callable[[], int]) -> Callable[[], int]:
@@ -50,16 +41,19 @@ class EngineRuntime(Generic[T]):
         load: Callable[[], T],
         explain: Callable[[BaseException], str],
         enabled: bool = True,
+        precision: Callable[[T], str | None] = lambda _engine: None,
+        unavailable_reason: Callable[[T], str | None] = lambda _engine: None,
     ) -> None:
         self._label = label
         self._name = name
         self._load_engine = load
         self._explain = explain
+        self._precision = precision
+        self._unavailable_reason = unavailable_reason
         self._status: ModelStatus = "loading" if enabled else "disabled"
         self._reason: str | None = f"loading {name}" if enabled else f"the {label} is disabled by configuration"
         self._engine: T | None = None
         self._load_seconds: float | None = None
-        self.dtype: str | None = None
 
     def start_loading(self) -> None:
         if self._status != "loading":
@@ -81,53 +75,59 @@ class EngineRuntime(Generic[T]):
         self._status = "ready"
         log.info("%s ready in %.1f s", self._label, self._load_seconds)
 
+    def _why_not_ready(self) -> str | None:
+        if self._engine is None:
+            return self._reason
+        return self._unavailable_reason(self._engine)
+
     @property
     def ready(self) -> bool:
-        return self._engine is not None
+        return self._why_not_ready() is None
 
     def get(self) -> T:
-        if self._engine is None:
-            raise ModelUnavailable(f"the {self._label} is not ready: {self._reason}")
+        if (reason := self._why_not_ready()) is not None or self._engine is None:
+            raise ModelUnavailable(f"the {self._label} is not ready: {reason}")
         return self._engine
 
     def state(self) -> ModelState:
+        reason = self._why_not_ready()
+        status: ModelStatus = "failed" if self._status == "ready" and reason is not None else self._status
         return ModelState(
-            status=self._status,
+            status=status,
             model=self._name,
-            reason=self._reason,
-            dtype=self.dtype,
+            reason=reason,
+            dtype=self._precision(self._engine) if self._engine is not None else None,
             load_seconds=self._load_seconds,
         )
 
 
-def vlm_runtime(settings: Settings) -> EngineRuntime[Generator]:
-    runtime: EngineRuntime[Generator]
-
-    def load() -> Generator:
-        torch.set_num_threads(cpu_cores())
-        loaded = load_model(
-            settings.model, settings.dtype, settings.model_revision, settings.quantization, settings.quantize_vision
+def vlm_runtime(settings: Settings, threads: Callable[[], int]) -> EngineRuntime[VisionLanguageEngine]:
+    def load() -> VisionLanguageEngine:
+        return open_transformers_engine(
+            settings.model,
+            dtype=settings.dtype,
+            revision=settings.model_revision,
+            quantization=settings.quantization,
+            quantize_vision=settings.quantize_vision,
+            prefix_cache_bytes=settings.prefix_cache_mb * 2**20,
+            threads=threads,
+            warm_up=settings.warmup,
         )
-        generator = Generator(loaded, PrefixCache(settings.prefix_cache_mb * 2**20))
-        if settings.warmup:
-            generator.warm_up()
-        dtype = str(generator.loaded.dtype).removeprefix("torch.")
-        runtime.dtype = dtype if loaded.quantization == "none" else f"{dtype}, {loaded.quantization}"
-        return generator
 
-    runtime = EngineRuntime(
+    return EngineRuntime(
         "vision-language model",
         settings.model,
         load,
         lambda error: explain_load_failure(settings.model, error),
         enabled=settings.load_model,
+        precision=lambda engine: engine.info.precision,
+        unavailable_reason=lambda engine: engine.unavailable_reason(),
     )
-    return runtime
 
 
-def fast_ocr_runtime(settings: Settings) -> EngineRuntime[FastOcr]:
-    def load() -> FastOcr:
-        engine = FastOcr(threads=settings.fast_ocr_threads or cpu_cores())
+def fast_ocr_runtime(settings: Settings) -> EngineRuntime[OcrEngine]:
+    def load() -> OcrEngine:
+        engine = RapidOcrEngine(threads=settings.fast_ocr_threads or cpu_cores())
         engine.warm_up()
         return engine
 
@@ -138,9 +138,3 @@ def fast_ocr_runtime(settings: Settings) -> EngineRuntime[FastOcr]:
         )
 
     return EngineRuntime("fast OCR engine", ENGINE_NAME, load, explain, enabled=settings.fast_ocr)
-
-
-def configure_torch_worker(settings: Settings) -> Callable[[], None]:
-    """What each VLM pool thread runs at start: its share of the cores when every worker is busy."""
-    share = settings.torch_threads or max(1, cpu_cores() // settings.max_concurrency)
-    return lambda: torch.set_num_threads(share)

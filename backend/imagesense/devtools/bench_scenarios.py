@@ -1,4 +1,4 @@
-"""One benchmark scenario per process: `python -m imagesense.engine.bench_scenarios '<json spec>'`.
+"""One benchmark scenario per process: `python -m imagesense.devtools.bench_scenarios '<json spec>'`.
 
 Each runs in a fresh process so its peak memory is its own and no scenario warms caches for the next.
 The last line printed is a JSON object with the measurements.
@@ -14,6 +14,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,15 @@ import torch
 from PIL import Image, ImageDraw
 from transformers import AutoModelForImageTextToText
 
-from imagesense.engine.generation import GenerationOutput, GenerationRequest, Generator
+from imagesense.engine.cpu import cpu_cores
 from imagesense.engine.loader import load_model, load_processor
 from imagesense.engine.prefix_cache import PrefixCache
-from imagesense.engine.prompts import build_messages
+from imagesense.engine.protocol import ChatMessage, GenerationRequest, GenerationResult, Unattended
 from imagesense.engine.quantize import QUANTIZERS, linear_error
-from imagesense.engine.runtime import cpu_cores
 from imagesense.engine.streaming import TextDeltaStreamer
+from imagesense.engine.transformers_engine import TransformersEngine
 from imagesense.images import fit_to_budget
+from imagesense.prompts import build_messages
 from imagesense.schemas.tasks import Turn
 
 Result = dict[str, Any]
@@ -53,7 +55,18 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kilobytes on Linux
 
 
-def _timed(output: GenerationOutput, began: float, new_tokens: int) -> Result:
+class FixedLengthEngine(TransformersEngine):
+    """The service's engine, made to write exactly ``max_new_tokens`` tokens: a random model may stop at
+    any token, and a benchmark compares equal work."""
+
+    def _generate_options(self, request: GenerationRequest) -> dict[str, Any]:
+        return {**super()._generate_options(request), "min_new_tokens": request.max_new_tokens}
+
+
+QUIET = Unattended()
+
+
+def _timed(output: GenerationResult, began: float, new_tokens: int) -> Result:
     """Times from ``began`` (before the image is resized): the first token, the rate after it, the end."""
     total = time.perf_counter() - began
     decode_rate = (output.completion_tokens - 1) / (output.decode_ms / 1000) if output.decode_ms else 0.0
@@ -70,7 +83,7 @@ def naive(spec: Result) -> Result:
     """What a first attempt does: float32, the processor's default resolution, plain generate()."""
     processor = load_processor(spec["checkpoint"])
     model = AutoModelForImageTextToText.from_pretrained(spec["checkpoint"], dtype=torch.float32).eval()
-    messages = build_messages("describe", 1)
+    messages: Any = build_messages("describe", 1)  # transformers types a conversation more narrowly
     image = bench_image()
     streamer = TextDeltaStreamer(processor.tokenizer, lambda _text: None)
     began = time.perf_counter()
@@ -92,15 +105,15 @@ def naive(spec: Result) -> Result:
     }
 
 
-def _generator(spec: Result, cache_mb: int = 0) -> Generator:
+def _engine(spec: Result, cache_mb: int = 0, threads: Callable[[], int] | None = None) -> FixedLengthEngine:
     loaded = load_model(spec["checkpoint"], "auto", quantization=spec["profile"])
-    generator = Generator(loaded, PrefixCache(cache_mb * 2**20))
-    generator.warm_up()
+    engine = FixedLengthEngine(loaded, PrefixCache(cache_mb * 2**20), threads)
+    engine.warm_up()
     bench_image()  # drawn now, outside any timing
-    return generator
+    return engine
 
 
-def _request(spec: Result, messages: list[dict[str, Any]] | None = None, image_id: str = "") -> GenerationRequest:
+def _request(spec: Result, messages: list[ChatMessage] | None = None, image_id: str = "") -> GenerationRequest:
     budget = spec["max_pixels"]
     return GenerationRequest(
         messages=messages or build_messages("describe", 1),
@@ -108,7 +121,6 @@ def _request(spec: Result, messages: list[dict[str, Any]] | None = None, image_i
         max_pixels=budget,
         min_pixels=4096,
         max_new_tokens=spec["new_tokens"],
-        min_new_tokens=spec["new_tokens"],
         repetition_guard=False,
         image_keys=(image_id,) if image_id else (),
     )
@@ -116,9 +128,9 @@ def _request(spec: Result, messages: list[dict[str, Any]] | None = None, image_i
 
 def engine(spec: Result) -> Result:
     """The service's engine: pixel budget, bfloat16 where the CPU has it, the quantization profile."""
-    generator = _generator(spec)
+    engine = _engine(spec)
     began = time.perf_counter()
-    output = generator.generate(_request(spec), lambda: False, lambda _text: None)
+    output = engine.generate(_request(spec), QUIET)
     return _timed(output, began, spec["new_tokens"])
 
 
@@ -129,20 +141,18 @@ def follow_up(spec: Result) -> Result:
     image. (With random weights the first answer is nonsense whose text does not tokenize back to the
     same ids, so only the prompt before it is reused; real answers are reused whole.)
     """
-    generator = _generator(spec, cache_mb=512)
+    engine = _engine(spec, cache_mb=512)
     asked = "What is in this picture?"
-    first = generator.generate(
-        _request(spec, build_messages("ask", 1, question=asked), "bench"), lambda: False, lambda _text: None
-    )
+    first = engine.generate(_request(spec, build_messages("ask", 1, question=asked), "bench"), QUIET)
     history = [Turn(role="user", content=asked), Turn(role="assistant", content=first.text)]
     began = time.perf_counter()
     messages = build_messages("ask", 1, question="What colour is the sky?", history=history)
-    with_history = generator.generate(_request(spec, messages, "bench"), lambda: False, lambda _text: None)
+    with_history = engine.generate(_request(spec, messages, "bench"), QUIET)
     result = {**_timed(with_history, began, spec["new_tokens"]), "cached_tokens": with_history.cached_tokens}
     result["prompt_tokens"] = with_history.prompt_tokens
     began = time.perf_counter()
     messages = build_messages("ask", 1, question="Is there a sun in the picture?")
-    again = generator.generate(_request(spec, messages, "bench"), lambda: False, lambda _text: None)
+    again = engine.generate(_request(spec, messages, "bench"), QUIET)
     timed = _timed(again, began, spec["new_tokens"])
     result.update(new_question_ttft_s=timed["ttft_s"], new_question_cached=again.cached_tokens)
     result["new_question_prompt_tokens"] = again.prompt_tokens
@@ -151,16 +161,16 @@ def follow_up(spec: Result) -> Result:
 
 def concurrent(spec: Result) -> Result:
     """Two requests at once (threads shared out per token) against the same two one after the other."""
-    generator = _generator(spec)
     cores = cpu_cores()
     active = {"n": 0}
     lock = threading.Lock()
+    engine = _engine(spec, threads=lambda: cores // max(1, active["n"]))
 
     def one(latencies: list[float]) -> None:
         with lock:
             active["n"] += 1
         began = time.perf_counter()
-        generator.generate(_request(spec), lambda: False, lambda _t: None, threads=lambda: cores // max(1, active["n"]))
+        engine.generate(_request(spec), QUIET)
         latencies.append(time.perf_counter() - began)
         with lock:
             active["n"] -= 1
@@ -208,10 +218,10 @@ def service_overhead(spec: Result) -> Result:
         while client.get("/api/v1/ready", params={"engine": "vlm"}).status_code != 200:
             time.sleep(0.2)
         image_id = client.post("/api/v1/images", files={"file": ("b.png", buffer.getvalue())}).json()["image_id"]
-        generator = client.app.state.service.engines.vlm.get()  # type: ignore[attr-defined]
+        served = client.app.state.service.engines.vlm.get()  # type: ignore[attr-defined]
         for _ in range(spec.get("rounds", 3)):  # interleaved, so drifts of a shared machine hit all alike
             began = time.perf_counter()
-            generator.generate(_request(spec), lambda: False, lambda _text: None)
+            served.generate(_request(spec), QUIET)
             direct.append(time.perf_counter() - began)
             began = time.perf_counter()
             body = client.post("/api/v1/describe", data={"image_id": image_id, **options}).json()
@@ -254,16 +264,16 @@ def layer_errors(spec: Result) -> Result:
         return hook
 
     hooks = [layer.register_forward_hook(capture(name)) for name, layer in layers.items()]
-    generator = Generator(loaded)
-    inputs = generator.prepare(_request(spec))
+    engine = TransformersEngine(loaded)
+    inputs = engine.prepare(_request(spec))
     with torch.inference_mode():
-        model(**inputs, position_ids=generator.position_ids(inputs))
+        model(**inputs, position_ids=engine.position_ids(inputs))
     for hook in hooks:
         hook.remove()
     errors: dict[str, dict[str, float]] = {}
     for name, layer in layers.items():
         rows = captured[name].reshape(-1, captured[name].shape[-1])[:256]  # a sample of the real rows
-        errors[name] = {scheme: linear_error(layer, scheme, rows)[0] for scheme in QUANTIZERS}
+        errors[name] = {scheme: linear_error(layer, scheme, rows) for scheme in QUANTIZERS}
     return {"errors": errors}
 
 

@@ -1,63 +1,71 @@
-"""One generation: chat template → processor → ``model.generate`` with streaming and early stops."""
+"""The local engine: Qwen3-VL through Hugging Face transformers, on the calling worker thread.
+
+One generation: chat template → processor → ``model.generate`` with streaming, early stops, the core
+share of the moment, and the KV cache of a prompt prefix already computed (see prefix_cache.py).
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from PIL import Image
 from transformers import DynamicCache, StoppingCriteriaList
 
-from imagesense.engine.loader import LoadedModel
+from imagesense.engine.cpu import cpu_cores
+from imagesense.engine.loader import LoadedModel, load_model
 from imagesense.engine.prefix_cache import ImagesKey, PrefixCache
-from imagesense.engine.prompts import Message
+from imagesense.engine.protocol import (
+    Capabilities,
+    EngineInfo,
+    FinishReason,
+    GenerationControl,
+    GenerationRequest,
+    GenerationResult,
+    Unattended,
+)
+from imagesense.engine.quantize import Scheme
 from imagesense.engine.streaming import FollowThreadShare, RepetitionGuard, StopWhen, TextDeltaStreamer
-from imagesense.schemas.tasks import FinishReason
 
 
-@dataclass(frozen=True)
-class GenerationRequest:
-    messages: list[Message]
-    images: list[Image.Image]  # already fitted to the pixel budget
-    max_pixels: int
-    min_pixels: int
-    max_new_tokens: int
-    temperature: float = 0.0
-    top_p: float = 1.0
-    repetition_guard: bool = True
-    image_keys: tuple[str, ...] = ()  # content ids of the images: what a reusable prefix is keyed by
-    min_new_tokens: int = 0  # benchmarks: a fixed number of tokens, whatever the model says
+class TransformersEngine:
+    """Implements ``VisionLanguageEngine`` on a model loaded by ``loader.load_model``.
 
+    ``threads`` says how many cores a generation may use now; it is asked again before every token, so
+    one generation alone uses every core and two running at once share them.
+    """
 
-@dataclass(frozen=True)
-class GenerationOutput:
-    text: str
-    prompt_tokens: int
-    image_tokens: int
-    completion_tokens: int
-    prefill_ms: float
-    decode_ms: float
-    finish_reason: FinishReason
-    cached_tokens: int = 0  # prompt tokens whose KV cache was reused instead of computed
-    token_ids: list[int] = field(default_factory=list, repr=False)
-
-
-class Generator:
-    def __init__(self, loaded: LoadedModel, prefix_cache: PrefixCache | None = None) -> None:
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        prefix_cache: PrefixCache | None = None,
+        threads: Callable[[], int] | None = None,
+    ) -> None:
         self.loaded = loaded
         self.prefix_cache = prefix_cache or PrefixCache(0)
         self.model = loaded.model
         self.processor = loaded.processor
         self.tokenizer = loaded.processor.tokenizer
+        self._threads = threads
         eos = self.model.generation_config.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
         self.image_token_id: int = self.model.config.image_token_id
+        dtype = str(loaded.dtype).removeprefix("torch.")
+        precision = dtype if loaded.quantization == "none" else f"{dtype}, {loaded.quantization}"
+        self._info = EngineInfo(loaded.name, precision, Capabilities(prefix_reuse=self.prefix_cache.enabled))
+
+    @property
+    def info(self) -> EngineInfo:
+        return self._info
+
+    def unavailable_reason(self) -> str | None:
+        return None  # loaded in this process: it can always take work
 
     def prepare(self, request: GenerationRequest) -> Any:
-        prompt = self.processor.apply_chat_template(request.messages, tokenize=False, add_generation_prompt=True)
+        messages: Any = request.messages  # transformers types a conversation more narrowly than it accepts
+        prompt = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return self.processor(
             text=[prompt],
             images=request.images or None,
@@ -89,56 +97,47 @@ class Generator:
     def _key(request: GenerationRequest) -> ImagesKey:
         return (request.image_keys, request.max_pixels, request.min_pixels)
 
-    def generate(
-        self,
-        request: GenerationRequest,
-        should_stop: Callable[[], bool],
-        on_text: Callable[[str], None],
-        threads: Callable[[], int] | None = None,
-    ) -> GenerationOutput:
-        """Generate on the calling thread. ``threads`` says how many cores this generation may use now;
-        it is asked again before every token."""
+    def _generate_options(self, request: GenerationRequest) -> dict[str, Any]:
+        """Options for ``model.generate`` beyond the prompt: sampling or greedy."""
+        if request.temperature > 0:
+            return {"do_sample": True, "temperature": request.temperature, "top_p": request.top_p}
+        return {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+
+    def generate(self, request: GenerationRequest, control: GenerationControl) -> GenerationResult:
         started = time.perf_counter()
-        share = [FollowThreadShare(threads)] if threads is not None else []
+        share = [FollowThreadShare(self._threads)] if self._threads is not None else []
         inputs = self.prepare(request)
         prompt_length = int(inputs["input_ids"].shape[1])
         cache, reused = self._start_cache(request, inputs["input_ids"][0])
         model_inputs = {**inputs, "position_ids": self.position_ids(inputs), "cache": cache}
         if reused:
             model_inputs.pop("pixel_values", None)  # the image tokens' keys and values are in the cache
-        streamer = TextDeltaStreamer(self.tokenizer, on_text)
-        stop = StopWhen(should_stop)
+        streamer = TextDeltaStreamer(self.tokenizer, control.emit)
+        stop = StopWhen(control.should_stop)
         guard = RepetitionGuard(prompt_length)
         criteria = StoppingCriteriaList([*share, stop, guard] if request.repetition_guard else [*share, stop])
-        sampling: dict[str, Any] = (
-            {"do_sample": True, "temperature": request.temperature, "top_p": request.top_p}
-            if request.temperature > 0
-            else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-        )
         with torch.inference_mode():
             output = self.model.generate(
                 **model_inputs,
                 max_new_tokens=request.max_new_tokens,
-                min_new_tokens=request.min_new_tokens or None,
                 streamer=streamer,
                 stopping_criteria=criteria,
-                **sampling,
+                **self._generate_options(request),
             )
         if request.image_keys:
             self.prefix_cache.store(self._key(request), output[0, : cache.get_seq_length()], cache)
         new_ids = [int(token) for token in output[0, prompt_length:].tolist()]
         finished = time.perf_counter()
         first = streamer.first_token_at or finished
-        return GenerationOutput(
+        return GenerationResult(
             text=self.tokenizer.decode(new_ids, skip_special_tokens=True),
+            finish_reason=self._finish_reason(new_ids, stop.triggered, guard.triggered),
             prompt_tokens=prompt_length,
             image_tokens=int((inputs["input_ids"] == self.image_token_id).sum()),
             completion_tokens=len(new_ids),
             prefill_ms=(first - started) * 1000,
             decode_ms=(finished - first) * 1000,
-            finish_reason=self._finish_reason(new_ids, stop.triggered, guard.triggered),
             cached_tokens=reused,
-            token_ids=new_ids,
         )
 
     def _finish_reason(self, new_ids: list[int], cancelled: bool, looping: bool) -> FinishReason:
@@ -159,4 +158,24 @@ class Generator:
             min_pixels=32 * 32,
             max_new_tokens=2,
         )
-        self.generate(request, should_stop=lambda: False, on_text=lambda _text: None)
+        self.generate(request, Unattended())
+
+
+def open_transformers_engine(
+    source: str,
+    *,
+    dtype: str = "auto",
+    revision: str | None = None,
+    quantization: Scheme = "none",
+    quantize_vision: bool = False,
+    prefix_cache_bytes: int = 0,
+    threads: Callable[[], int] | None = None,
+    warm_up: bool = True,
+) -> TransformersEngine:
+    """Load the model (every core for loading and quantizing) and return a ready engine."""
+    torch.set_num_threads(cpu_cores())
+    loaded = load_model(source, dtype, revision, quantization, quantize_vision)
+    engine = TransformersEngine(loaded, PrefixCache(prefix_cache_bytes), threads)
+    if warm_up:
+        engine.warm_up()
+    return engine

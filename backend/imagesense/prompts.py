@@ -7,12 +7,10 @@ the same prompt prefix from one follow-up to the next.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
 
+from imagesense.engine.protocol import ChatMessage, ImagePart, TextPart
 from imagesense.errors import ValidationFailed
 from imagesense.schemas.tasks import DescribeDetail, TaskName, Turn
-
-Message = dict[str, Any]
 
 OCR_PROMPT = (
     "Read all the text in this image. Write it out in natural reading order and keep the layout as lines: "
@@ -27,32 +25,23 @@ DESCRIBE_PROMPTS: dict[DescribeDetail, str] = {
 }
 
 
-def image_items(count: int) -> list[Message]:
+def text_part(text: str) -> TextPart:
+    return {"type": "text", "text": text}
+
+
+def image_items(count: int) -> list[TextPart | ImagePart]:
     """One image entry per image; several images are numbered so a question can say "image 2"."""
+    image: ImagePart = {"type": "image"}
     if count == 1:
-        return [{"type": "image"}]
-    items: list[Message] = []
+        return [image]
+    items: list[TextPart | ImagePart] = []
     for number in range(1, count + 1):
-        items += [{"type": "text", "text": f"Image {number}:"}, {"type": "image"}]
+        items += [text_part(f"Image {number}:"), image]
     return items
 
 
-def user_turn(image_count: int, text: str) -> Message:
-    return {"role": "user", "content": [*image_items(image_count), {"type": "text", "text": text}]}
-
-
-def validate_history(history: Sequence[Turn]) -> None:
-    """Earlier turns must alternate user / assistant, starting with the user and ending with an answer."""
-    for index, turn in enumerate(history):
-        expected: Literal["user", "assistant"] = "user" if index % 2 == 0 else "assistant"
-        if turn.role != expected:
-            raise ValidationFailed(
-                f"history[{index}] has role {turn.role!r}; turns must alternate user, assistant, ... "
-                "starting with user",
-                field="history",
-            )
-    if len(history) % 2:
-        raise ValidationFailed("history must end with an assistant turn", field="history")
+def user_turn(image_count: int, text: str) -> ChatMessage:
+    return {"role": "user", "content": [*image_items(image_count), text_part(text)]}
 
 
 def build_messages(
@@ -62,17 +51,16 @@ def build_messages(
     question: str | None = None,
     history: Sequence[Turn] = (),
     detail: DescribeDetail = "brief",
-) -> list[Message]:
+) -> list[ChatMessage]:
+    """The conversation for a task; ``history`` is already valid (see schemas.tasks.History)."""
     if task == "ocr":
         return [user_turn(image_count, OCR_PROMPT)]
     if task == "describe":
         return [user_turn(image_count, DESCRIBE_PROMPTS[detail])]
     if not question:
         raise ValidationFailed("a question is required for the ask task", field="question")
-    validate_history(history)
     turns = [*(turn.content for turn in history), question]
-    messages: list[Message] = [user_turn(image_count, turns[0])]
+    messages = [user_turn(image_count, turns[0])]
     for index, content in enumerate(turns[1:], start=1):
-        role = "assistant" if index % 2 else "user"
-        messages.append({"role": role, "content": [{"type": "text", "text": content}]})
+        messages.append({"role": "assistant" if index % 2 else "user", "content": [text_part(content)]})
     return messages
