@@ -57,7 +57,7 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, field: str = "
             image.load()
         except (OSError, SyntaxError, ValueError) as exc:
             raise InvalidImage(f"the image is truncated or corrupt ({exc})", field=field) from exc
-    upright = ImageOps.exif_transpose(image) or image
+    upright = ImageOps.exif_transpose(image)
     return DecodedImage(image=to_rgb(upright), format=_FORMATS[str(image.format)], byte_size=len(data))
 
 

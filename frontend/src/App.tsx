@@ -1,5 +1,5 @@
-import { useEffect, useRef, useState } from "react";
-import { isOcrResult, type TaskName, type Turn } from "./api/client";
+import { useState } from "react";
+import { isOcrResult, type TaskName } from "./api/client";
 import { AnswerActions } from "./components/AnswerActions";
 import { Conversation } from "./components/Conversation";
 import { DropZone } from "./components/DropZone";
@@ -13,6 +13,7 @@ import { DEFAULT_OPTIONS, OptionsBar, toTaskOptions, type Options } from "./comp
 import { ReadyBadge } from "./components/ReadyBadge";
 import { StatusLine } from "./components/StatusLine";
 import { TaskTabs } from "./components/TaskTabs";
+import { useConversation } from "./hooks/useConversation";
 import { useImages } from "./hooks/useImages";
 import { useReadiness } from "./hooks/useReadiness";
 import { isActive, useStream, type SocketFactory } from "./hooks/useStream";
@@ -26,35 +27,13 @@ export function App({ createSocket }: { createSocket?: SocketFactory }) {
   const [task, setTask] = useState<TaskName>("ocr");
   const [options, setOptions] = useState<Options>(DEFAULT_OPTIONS);
   const [ranTask, setRanTask] = useState<TaskName | null>(null);
-  const [turns, setTurns] = useState<Turn[]>([]);
-  const [pendingQuestion, setPendingQuestion] = useState<string | null>(null);
 
   const { state } = stream;
   const busy = isActive(state.status);
   const selectedIds = selected.map((image) => image.info!.image_id);
   const needsOne = task !== "ask";
   const selectionOk = needsOne ? selected.length === 1 : selected.length > 0;
-
-  // A conversation is about the images it started with: new selection, new conversation.
-  const selectionKey = selectedIds.join(",");
-  const lastSelection = useRef(selectionKey);
-  useEffect(() => {
-    if (lastSelection.current !== selectionKey && !busy) setTurns([]);
-    lastSelection.current = selectionKey;
-  }, [selectionKey, busy]);
-
-  // An answered question joins the conversation.
-  useEffect(() => {
-    if (pendingQuestion === null || busy) return;
-    if (state.status === "done") {
-      setTurns((previous) => [
-        ...previous,
-        { role: "user", content: pendingQuestion },
-        { role: "assistant", content: state.text },
-      ]);
-    }
-    setPendingQuestion(null);
-  }, [state.status, state.text, busy, pendingQuestion]);
+  const conversation = useConversation(state, selectedIds.join(","));
 
   const run = () => {
     setRanTask(task);
@@ -62,13 +41,13 @@ export function App({ createSocket }: { createSocket?: SocketFactory }) {
   };
   const ask = (question: string) => {
     setRanTask("ask");
-    setPendingQuestion(question);
+    conversation.asked(question);
     stream.run({
       type: "run",
       task: "ask",
       image_ids: selectedIds,
       question,
-      history: turns,
+      history: conversation.turns,
       options: toTaskOptions("ask", options),
     });
   };
@@ -128,13 +107,13 @@ export function App({ createSocket }: { createSocket?: SocketFactory }) {
           {shownHere && state.error && <ErrorNotice error={state.error} readiness={readiness} />}
           {task === "ask" ? (
             <Conversation
-              turns={turns}
-              pendingQuestion={pendingQuestion}
+              turns={conversation.turns}
+              pendingQuestion={conversation.pendingQuestion}
               pendingAnswer={state.text}
               busy={busy}
               canAsk={selectionOk}
               onAsk={ask}
-              onClear={() => setTurns([])}
+              onClear={conversation.clear}
             />
           ) : (
             shownHere &&

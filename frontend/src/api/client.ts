@@ -23,6 +23,21 @@ export function isOcrResult(result: TaskResult | OcrResult): result is OcrResult
   return "lines" in result;
 }
 
+type FormField = string | number | boolean | Blob | null | undefined;
+
+/** A typed multipart body as FormData: arrays become repeated fields, unset fields are left out. */
+export function toFormData<T extends { [K in keyof T]: FormField | FormField[] }>(body: T): FormData {
+  const form = new FormData();
+  for (const name in body) {
+    const value: FormField | FormField[] = body[name];
+    for (const item of Array.isArray(value) ? value : [value]) {
+      if (item === null || item === undefined) continue;
+      form.append(name, item instanceof Blob ? item : String(item));
+    }
+  }
+  return form;
+}
+
 /** The `{"error": {...}}` body every endpoint answers with, or a stand-in when there is none. */
 export function errorOf(body: unknown, fallback: string): ErrorBody {
   const error = (body as { error?: ErrorBody } | undefined)?.error;

@@ -186,7 +186,7 @@ export interface components {
              * Files
              * @description Images (or give image_ids).
              */
-            files?: string[] | null;
+            files?: Blob[] | null;
             /**
              * Image Ids
              * @description Ids of uploaded images.
@@ -233,7 +233,7 @@ export interface components {
              * File
              * @description The image file (JPEG, PNG, WebP, GIF, BMP, TIFF).
              */
-            file?: string | null;
+            file?: Blob | null;
             /**
              * Image Id
              * @description Id of an image uploaded with POST /api/v1/images.
@@ -287,7 +287,7 @@ export interface components {
              * Files
              * @description Images (or give image_ids).
              */
-            files?: string[] | null;
+            files?: Blob[] | null;
             /**
              * Image Ids
              * @description Ids of uploaded images.
@@ -351,7 +351,7 @@ export interface components {
              * File
              * @description The image file (JPEG, PNG, WebP, GIF, BMP, TIFF).
              */
-            file?: string | null;
+            file?: Blob | null;
             /**
              * Image Id
              * @description Id of an image uploaded with POST /api/v1/images.
@@ -395,7 +395,7 @@ export interface components {
         /** Body_upload_image_api_v1_images_post */
         Body_upload_image_api_v1_images_post: {
             /** File */
-            file: string;
+            file: Blob;
         };
         /** ErrorBody */
         ErrorBody: {

@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import { api, type TaskName } from "../api/client";
+import { api, toFormData, type TaskName } from "../api/client";
 import { useI18n } from "../i18n/I18nContext";
 import type { Options } from "./OptionsBar";
 
@@ -19,14 +19,15 @@ export function EstimateHint({ task, imageIds, options }: { task: TaskName; imag
     if (imageIds.length === 0) return;
     let current = true;
     const timer = setTimeout(async () => {
-      const form = new FormData();
-      form.append("task", task);
-      imageIds.forEach((id) => form.append("image_ids", id));
-      form.append("resolution", options.resolution);
-      form.append("detail", options.detail);
-      if (task === "ocr") form.append("engine", options.engine);
-      if (options.maxNewTokens) form.append("max_new_tokens", String(options.maxNewTokens));
-      const { data } = await api.POST("/api/v1/estimate", { body: form as never, bodySerializer: () => form });
+      const body = {
+        task,
+        image_ids: imageIds,
+        resolution: options.resolution,
+        detail: options.detail,
+        engine: task === "ocr" ? options.engine : null,
+        max_new_tokens: options.maxNewTokens || null,
+      };
+      const { data } = await api.POST("/api/v1/estimate", { body, bodySerializer: toFormData });
       if (current && data) {
         setExpected({ seconds: data.total_s, visualTokens: data.image_tokens, engine: data.engine });
       }

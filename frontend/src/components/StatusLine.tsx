@@ -1,4 +1,5 @@
 import { useEffect, useState } from "react";
+import type { OcrResult, TaskResult } from "../api/client";
 import type { StreamState } from "../hooks/useStream";
 import { isActive } from "../hooks/useStream";
 import { useI18n } from "../i18n/I18nContext";
@@ -9,7 +10,13 @@ export function ordinalPosition(position: number, language: string): string {
   return `${position}${suffix}`;
 }
 
-/** Queue position while waiting; elapsed time and tokens/s while generating; the total when done. */
+/** Generation speed as the server measured it: tokens after the first over the decode time. */
+export function decodeRate(result: TaskResult | OcrResult | null): number | null {
+  if (!result || result.usage.completion_tokens < 2 || result.timings.decode_ms <= 0) return null;
+  return (result.usage.completion_tokens - 1) / (result.timings.decode_ms / 1000);
+}
+
+/** Queue position while waiting; elapsed time while generating; the total and the speed when done. */
 export function StatusLine({ state }: { state: StreamState }) {
   const { t, language } = useI18n();
   const [now, setNow] = useState(() => Date.now());
@@ -26,11 +33,13 @@ export function StatusLine({ state }: { state: StreamState }) {
   if (state.status === "connecting") text = t("status.connecting");
   if (state.status === "queued") text = t("status.queued", { position: ordinalPosition(state.position ?? 1, language) });
   if (state.status === "running") {
-    const elapsed = state.startedAt === null ? 0 : (now - state.startedAt) / 1000;
-    const rate = elapsed > 0 ? (state.tokens / elapsed).toFixed(1) : "0.0";
-    text = `${t("status.running")} · ${t("status.elapsed", { seconds: seconds(state.startedAt, now) })} · ${t("status.speed", { rate })}`;
+    text = `${t("status.running")} · ${t("status.elapsed", { seconds: seconds(state.startedAt, now) })}`;
   }
-  if (state.status === "done") text = t("status.done", { seconds: seconds(state.sentAt, end) });
+  if (state.status === "done") {
+    const rate = decodeRate(state.result);
+    text = t("status.done", { seconds: seconds(state.sentAt, end) });
+    if (rate !== null) text += ` · ${t("status.speed", { rate: rate.toFixed(1) })}`;
+  }
   if (state.status === "cancelled") text = t("status.cancelled");
   if (!text) return null;
   return (

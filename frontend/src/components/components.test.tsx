@@ -7,7 +7,7 @@ import { ImageCard, formatBytes } from "./ImageCard";
 import { LanguageSwitch } from "./LanguageSwitch";
 import { MarkdownText } from "./MarkdownText";
 import { OcrBoxes } from "./OcrBoxes";
-import { StatusLine, ordinalPosition } from "./StatusLine";
+import { StatusLine, decodeRate, ordinalPosition } from "./StatusLine";
 import { formatMessage } from "../i18n/I18nContext";
 import { en } from "../i18n/messages";
 import { ocrResult } from "../test/fixtures";
@@ -22,10 +22,23 @@ test("the queue position reads as a place in line", () => {
   ]);
 });
 
-test("while generating: elapsed time and tokens per second", () => {
+test("while generating: the elapsed time", () => {
   const startedAt = Date.now() - 2000;
-  renderWithI18n(<StatusLine state={{ ...base, status: "running", tokens: 10, startedAt }} />);
-  expect(screen.getByRole("status").textContent).toMatch(/Generating · 2\.\d s · [45]\.\d tokens\/s/);
+  renderWithI18n(<StatusLine state={{ ...base, status: "running", text: "a b c d e f", startedAt }} />);
+  expect(screen.getByRole("status").textContent).toMatch(/^Generating · 2\.\d s$/);
+});
+
+test("when done: the speed the server measured, not a count of text events", () => {
+  // 41 tokens, 40 of them after the first, in 3.2 s of decoding: 12.5 tokens/s, whatever the events were.
+  const result = {
+    ...ocrResult,
+    usage: { ...ocrResult.usage, completion_tokens: 41 },
+    timings: { ...ocrResult.timings, decode_ms: 3200 },
+  };
+  const sentAt = Date.now() - 5000;
+  renderWithI18n(<StatusLine state={{ ...base, status: "done", result, sentAt, finishedAt: sentAt + 4000 }} />);
+  expect(screen.getByRole("status")).toHaveTextContent("Done in 4.0 s · 12.5 tokens/s");
+  expect(decodeRate({ ...result, usage: { ...result.usage, completion_tokens: 1 } })).toBeNull();
 });
 
 test("status in Chinese", () => {

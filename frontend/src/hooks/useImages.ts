@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from "react";
-import { api, errorOf, type ErrorBody, type ImageInfo } from "../api/client";
+import { api, errorOf, toFormData, type ErrorBody, type ImageInfo } from "../api/client";
 
 export interface TrayImage {
   /** Local key (the server id is known only once the upload is done). */
@@ -43,14 +43,7 @@ export function useImages() {
       await Promise.all(
         added.map(async ({ key, file }) => {
           try {
-            const { data, error } = await api.POST("/api/v1/images", {
-              body: { file: file as unknown as string },
-              bodySerializer: () => {
-                const form = new FormData();
-                form.append("file", file);
-                return form;
-              },
-            });
+            const { data, error } = await api.POST("/api/v1/images", { body: { file }, bodySerializer: toFormData });
             if (data) update(key, { info: data });
             else update(key, { error: errorOf(error, "upload failed"), selected: false });
           } catch {

@@ -28,7 +28,7 @@ test("sends the task once the socket opens and follows the events to the result"
   act(() => socket.emit({ type: "started" }));
   act(() => socket.emit({ type: "token", text: "A yellow" }));
   act(() => socket.emit({ type: "token", text: " sun" }));
-  expect(hook.result.current.state).toMatchObject({ status: "running", text: "A yellow sun", tokens: 2 });
+  expect(hook.result.current.state).toMatchObject({ status: "running", text: "A yellow sun" });
   act(() => socket.emit({ type: "done", result: describeResult }));
   expect(hook.result.current.state).toMatchObject({ status: "done", text: describeResult.text });
   expect(hook.result.current.state.result).toEqual(describeResult);

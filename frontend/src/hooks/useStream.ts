@@ -9,7 +9,6 @@ export interface StreamState {
   position: number | null;
   /** The text so far: streamed tokens, then the final result's text. */
   text: string;
-  tokens: number;
   result: TaskResult | OcrResult | null;
   error: ErrorBody | null;
   /** When the request was sent and when generation started (ms since the epoch). */
@@ -24,7 +23,6 @@ export const IDLE: StreamState = {
   status: "idle",
   position: null,
   text: "",
-  tokens: 0,
   result: null,
   error: null,
   sentAt: null,
@@ -45,7 +43,7 @@ export function reduceEvent(state: StreamState, event: ServerEvent, now: number)
     case "started":
       return { ...state, status: "running", position: null, startedAt: now };
     case "token":
-      return { ...state, text: state.text + event.text, tokens: state.tokens + 1 };
+      return { ...state, text: state.text + event.text };
     case "done":
       return { ...state, status: "done", result: event.result, text: event.result.text, finishedAt: now };
     case "error":
