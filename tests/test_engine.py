@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import torch
+from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 from PIL import Image
 from transformers import AutoTokenizer
 from transformers.utils import is_torchvision_available
@@ -14,6 +16,7 @@ from transformers.utils import is_torchvision_available
 from imagesense.devtools.checkpoint import SPECIAL_TOKENS
 from imagesense.engine import loader
 from imagesense.engine.cpu import has_native_bf16
+from imagesense.engine.errors import InvalidGenerationRequest
 from imagesense.engine.protocol import GenerationRequest
 from imagesense.engine.transformers_engine import TransformersEngine
 from imagesense.prompts import build_messages
@@ -132,6 +135,38 @@ def test_a_local_folder_never_asks_the_hub(tiny_checkpoint: Path, monkeypatch: p
     assert loader.hub_options(str(tiny_checkpoint), None) == {"revision": None}
 
 
+def _hub_error(kind: type[Exception], status: int) -> Exception:
+    request = httpx.Request("GET", "https://huggingface.co/api/models/Qwen/Qwen3-VL-2B-Instruct")
+    return kind("/root/.cache/huggingface/secret-path", response=httpx.Response(status, request=request))
+
+
+@pytest.mark.parametrize(
+    ("source", "error", "says"),
+    [
+        ("Qwen/Qwen3-VL-2B-Instruct", MemoryError(), "not enough memory"),
+        ("Qwen/Qwen3-VL-2B-Instruct", RuntimeError("DefaultCPUAllocator: can't allocate memory"), "not enough memory"),
+        ("Qwen/Qwen3-VL-2B-Instruct", "gated", "HF_TOKEN"),
+        ("Qwen/No-Such-Model", "missing", "has no model"),
+        ("/srv/models/missing-folder", OSError("/srv/models/missing-folder not found"), "there is no folder"),
+    ],
+)
+def test_load_failures_are_told_apart_without_raw_exception_text(source: str, error: Any, says: str) -> None:
+    if error == "gated":
+        error = _hub_error(GatedRepoError, 401)
+    elif error == "missing":
+        error = _hub_error(RepositoryNotFoundError, 404)
+    reason = loader.explain_load_failure(source, error)
+    assert says in reason
+    assert "secret-path" not in reason
+    assert "DefaultCPUAllocator" not in reason
+
+
+def test_an_incomplete_folder_is_named_as_such(tmp_path: Path) -> None:
+    reason = loader.explain_load_failure(str(tmp_path), OSError(f"{tmp_path}/config.json: no such file"))
+    assert "not a complete Qwen3-VL checkpoint" in reason
+    assert "config.json: no such file" not in reason
+
+
 def test_load_failure_explains_the_fix() -> None:
     reason = loader.explain_load_failure("Qwen/Qwen3-VL-2B-Instruct", OSError("offline"))
     assert "imagesense download" in reason
@@ -154,3 +189,38 @@ def test_auto_dtype_is_bfloat16_only_where_the_cpu_computes_it(flags: set[str], 
     assert loader.resolve_dtype("auto", flags) == expected
     assert loader.resolve_dtype("float32", flags) == torch.float32
     assert loader.resolve_dtype("bfloat16", set()) == torch.bfloat16  # asked for by name: given
+
+
+class StopAfterChecks(Recorder):
+    """Says stop at its ``n``-th check: with checks before every vision block and decoder layer, a small
+    ``n`` lands inside the vision encoder, before the first token."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.checks = 0
+        self._n = n
+
+    def should_stop(self) -> bool:
+        self.checks += 1
+        return self.checks >= self._n
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_a_stop_is_heard_inside_the_prefill(generator: TransformersEngine, n: int) -> None:
+    """The tiny model has 2 vision blocks and 2 decoder layers: checks 1-2 fall in the vision encoder,
+    3-4 in the language model's prefill. Each stops there, with no token generated."""
+    control = StopAfterChecks(n)
+    output = generator.generate(request(Image.new("RGB", (320, 240), "teal"), max_new_tokens=50), control)
+    assert output.finish_reason == "cancelled"
+    assert output.completion_tokens == 0
+    assert control.checks == n  # stopped at the very check that said so
+    assert control.pieces == []
+    again = generator.generate(request(Image.new("RGB", (64, 64)), max_new_tokens=3), Recorder())
+    assert again.completion_tokens == 3  # the hooks hold nothing of the stopped generation
+
+
+def test_a_prompt_over_its_budget_is_refused_before_the_model_runs(generator: TransformersEngine) -> None:
+    calls = StopAfterChecks(10**9)
+    with pytest.raises(InvalidGenerationRequest, match=r"the prompt is \d+ tokens \(80 for the images"):
+        generator.generate(request(Image.new("RGB", (320, 240)), max_prompt_tokens=64), calls)
+    assert calls.checks == 0  # no layer ran

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from imagesense.errors import api_error_from
-from imagesense.jobs import Job, JobCancelled, JobContext, JobTimedOut, Output, Queued, QueueFull, Started
+from imagesense.jobs import Job, JobCancelled, JobContext, JobTimedOut, Output, PoolClosed, Queued, QueueFull, Started
 from imagesense.pool import WorkerPool
 
 
@@ -70,7 +70,7 @@ async def test_concurrency_never_exceeds_the_cap(pool: WorkerPool) -> None:
     assert await asyncio.gather(*(job.result() for job in jobs)) == ["0", "1", "2", "3"]
     assert gate.peak == 2
     assert pool.stats().peak_active == 2
-    assert all(name.startswith("imagesense-worker-") for name in gate.threads)
+    assert all(name.startswith("imagesense-worker-") for name in gate.threads)  # the pool's own threads
     assert pool.stats().completed == 4
     assert pool.stats().active == 0
 
@@ -146,14 +146,59 @@ async def test_a_failing_job_frees_its_slot_and_the_worker_lives(pool: WorkerPoo
 
 async def test_timeout_raises_504_and_stops_the_work(pool: WorkerPool) -> None:
     gate = Gate()
-    job = pool.submit(gate.work(), timeout_s=0.2)
+    job = pool.submit(gate.work(), deadline=time.monotonic() + 0.2)
+    began = time.monotonic()
     with pytest.raises(JobTimedOut) as caught:
         await job.result()
+    assert time.monotonic() - began < 0.5  # answered at the deadline, not when the work noticed
     answer = api_error_from(caught.value)
     assert answer is not None
     assert answer.status == 504
     await wait_for(lambda: pool.stats().active == 0)
-    assert pool.stats().failed == 1
+    assert (pool.stats().timed_out, pool.stats().failed) == (1, 0)
+
+
+async def test_the_deadline_covers_time_in_the_queue(pool: WorkerPool) -> None:
+    gate = Gate()
+    running = [pool.submit(gate.work()) for _ in range(2)]
+    await wait_for(lambda: gate.running == 2)
+    queued = pool.submit(gate.work(), deadline=time.monotonic() + 0.2)
+    events = asyncio.create_task(drain(queued))
+    with pytest.raises(JobTimedOut):
+        await queued.result()
+    assert Started not in {type(event) for event in await events}  # it never ran
+    assert pool.stats().queued == 0
+    assert (pool.stats().timed_out, pool.stats().cancelled) == (1, 0)
+    gate.release.set()
+    assert await asyncio.gather(*(job.result() for job in running)) == ["ok", "ok"]
+
+
+async def test_a_closed_pool_takes_no_work_and_drains_what_it_has(pool: WorkerPool) -> None:
+    gate = Gate()
+    job = pool.submit(gate.work())
+    pool.close()
+    with pytest.raises(PoolClosed) as caught:
+        pool.submit(gate.work())
+    answer = api_error_from(caught.value)
+    assert answer is not None
+    assert (answer.status, answer.headers["Retry-After"]) == (503, "5")
+    assert not await asyncio.to_thread(pool.drain, 0.1)  # still running
+    gate.release.set()
+    assert await asyncio.to_thread(pool.drain, 5.0)
+    assert await job.result() == "ok"
+
+
+async def test_shutdown_stops_running_and_queued_work_as_cancelled_by_shutdown() -> None:
+    small = WorkerPool(max_concurrency=1, queue_size=1, timeout_s=30)
+    gate = Gate()
+    running, queued = small.submit(gate.work()), small.submit(gate.work())
+    await wait_for(lambda: gate.running == 1)
+    await asyncio.to_thread(small.shutdown)
+    for job in (running, queued):
+        with pytest.raises(JobCancelled) as caught:
+            await job.result()
+        assert caught.value.by_shutdown
+    assert small.stats().cancelled == 2
 
 
 async def test_output_reaches_the_async_side_in_order(pool: WorkerPool) -> None:

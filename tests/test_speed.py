@@ -16,7 +16,7 @@ from transformers import DynamicCache
 
 from imagesense.engine import loader
 from imagesense.engine.prefix_cache import PrefixCache, common_prefix_length
-from imagesense.engine.quantize import SCHEMES, Int4WeightLinear, linear_error, quantize_model
+from imagesense.engine.quantize import SCHEMES, Int4WeightLinear, Int8WeightLinear, linear_error, quantize_model
 from support import image_bytes, service, upload
 
 
@@ -182,3 +182,19 @@ def test_estimate_reports_tokens_and_time_without_running(tiny_checkpoint: Path)
         missing = client.post("/api/v1/estimate", data={"task": "describe", "image_ids": ["0" * 32]})
         assert missing.status_code == 404
         assert client.post("/api/v1/estimate", data={"task": "describe"}).status_code == 422
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_int8_weight_computes_in_the_models_own_dtype(dtype: torch.dtype) -> None:
+    """A float32 model (a CPU without native bfloat16) keeps float32 arithmetic: no emulated bfloat16."""
+    torch.manual_seed(0)
+    layer = nn.Linear(256, 128, bias=True).to(dtype)
+    quantized = Int8WeightLinear(layer)
+    assert quantized.compute_dtype == dtype
+    for rows in (4, 64):  # the decode kernel and the prefill GEMM
+        inputs = torch.randn(rows, 256, dtype=dtype)
+        with torch.no_grad():
+            out, reference = quantized(inputs), layer(inputs)
+        assert out.dtype == dtype
+        error = float((out.float() - reference.float()).norm() / reference.float().norm())
+        assert error < (0.01 if dtype == torch.float32 else 0.02)

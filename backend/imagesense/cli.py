@@ -10,14 +10,13 @@ from pathlib import Path
 
 
 def serve(args: argparse.Namespace) -> None:
-    import uvicorn
-
     from imagesense.main import create_app
+    from imagesense.serving import serve as run_server
     from imagesense.settings import Settings
 
     overrides = {key: value for key in ("host", "port", "model") if (value := getattr(args, key)) is not None}
     settings = Settings(**overrides)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    run_server(create_app(settings), settings)
 
 
 def download(args: argparse.Namespace) -> None:
@@ -26,8 +25,10 @@ def download(args: argparse.Namespace) -> None:
 
     from imagesense.settings import Settings
 
-    model = args.model or Settings().model
-    path = snapshot_download(model, revision=args.revision)
+    settings = Settings()
+    model = args.model or settings.model
+    revision = args.revision or (settings.model_revision if model == settings.model else None)
+    path = snapshot_download(model, revision=revision)
     print(f"{model} is in the cache: {path}")
 
 
@@ -79,7 +80,7 @@ def parser() -> argparse.ArgumentParser:
 
     fetch = commands.add_parser("download", help="fetch the model into the Hugging Face cache")
     fetch.add_argument("--model", help="hub id (default: IMAGESENSE_MODEL)")
-    fetch.add_argument("--revision", help="branch, tag or commit")
+    fetch.add_argument("--revision", help="branch, tag or commit (default: IMAGESENSE_MODEL_REVISION)")
     fetch.set_defaults(func=download)
 
     build = commands.add_parser("build-checkpoint", help="write a random-weight Qwen3-VL checkpoint, offline")

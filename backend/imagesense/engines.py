@@ -64,8 +64,8 @@ class EngineRuntime(Generic[T]):
         began = time.perf_counter()
         try:
             engine = self._load_engine()
-        except Exception as exc:  # noqa: BLE001 - any failure becomes the reported state
-            log.error("%s failed to load: %r", self._label, exc)
+        except Exception as exc:
+            log.error("%s failed to load", self._label, exc_info=exc)
             self._reason = self._explain(exc)
             self._status = "failed"
             return
@@ -131,10 +131,10 @@ def fast_ocr_runtime(settings: Settings) -> EngineRuntime[OcrEngine]:
         engine.warm_up()
         return engine
 
-    def explain(error: BaseException) -> str:
+    def explain(_error: BaseException) -> str:
         return (
-            f"the fast OCR engine could not start ({type(error).__name__}: {error}). "
-            "It needs the rapidocr and onnxruntime packages: pip install 'rapidocr>=3,<4' onnxruntime"
+            "the fast OCR engine could not start (the log has the details). It needs the rapidocr and "
+            "onnxruntime packages: pip install 'rapidocr>=3,<4' onnxruntime"
         )
 
     return EngineRuntime("fast OCR engine", ENGINE_NAME, load, explain, enabled=settings.fast_ocr)

@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imagesense.engine.errors import EngineError, EngineOverloaded, EngineUnavailable, InvalidGenerationRequest
-from imagesense.jobs import JobTimedOut, PoolError, QueueFull
+from imagesense.jobs import JobTimedOut, PoolClosed, PoolError, QueueFull
+from imagesense.logs import request_id
 from imagesense.schemas.errors import ErrorBody, ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,13 @@ class ApiError(Exception):
         self.headers = headers or {}
 
     def body(self) -> ErrorResponse:
-        return ErrorResponse(error=ErrorBody(code=self.code, message=self.message, field=self.field))
+        return ErrorResponse(
+            error=ErrorBody(code=self.code, message=self.message, field=self.field, request_id=request_id.get())
+        )
+
+
+class InternalError(ApiError):
+    status, code = 500, "internal_error"
 
 
 class InvalidImage(ApiError):
@@ -61,6 +68,13 @@ class ModelUnavailable(ApiError):
     status, code = 503, "model_unavailable"
 
 
+class ShuttingDown(ApiError):
+    status, code = 503, "shutting_down"
+
+    def __init__(self, message: str, *, field: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message, field=field, headers={"Retry-After": "5", **(headers or {})})
+
+
 class GenerationTimeout(ApiError):
     status, code = 504, "timeout"
 
@@ -75,6 +89,8 @@ def api_error_from(error: Exception) -> ApiError | None:
     """The API error for an exception of the engine or the pool: the one place where they are mapped."""
     if isinstance(error, ApiError):
         return error
+    if isinstance(error, PoolClosed):
+        return ShuttingDown(str(error), headers={"Retry-After": str(error.retry_after_s)})
     if isinstance(error, QueueFull | EngineOverloaded):
         return TooManyRequests(str(error), headers={"Retry-After": str(error.retry_after_s)})
     if isinstance(error, JobTimedOut):
@@ -99,6 +115,17 @@ def validation_error_from(errors: list[Any], *, skip: int = 1, prefix: str | Non
     return ValidationFailed(f"{field}: {message}" if field else message, field=field)
 
 
+class MethodNotAllowed(ApiError):
+    status, code = 405, "method_not_allowed"
+
+
+class HttpError(ApiError):
+    code = "http_error"
+
+
+HTTP_ERRORS: dict[int, type[ApiError]] = {404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}
+
+
 def error_response(error: ApiError) -> JSONResponse:
     return JSONResponse(error.body().model_dump(exclude_none=True), status_code=error.status, headers=error.headers)
 
@@ -116,17 +143,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        body = ErrorResponse(error=ErrorBody(code=code, message=str(exc.detail)))
-        return JSONResponse(body.model_dump(exclude_none=True), status_code=exc.status_code)
+        kind = HTTP_ERRORS.get(exc.status_code, HttpError)
+        error = kind(str(exc.detail), headers=dict(exc.headers or {}))
+        error.status = exc.status_code
+        return error_response(error)
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error", exc_info=exc)
-        body = ErrorResponse(error=ErrorBody(code="internal_error", message="internal server error"))
-        return JSONResponse(body.model_dump(exclude_none=True), status_code=500)
+        log.error("unexpected error", exc_info=exc)
+        return error_response(InternalError("internal server error; the log has the details under the request id"))
 
     for kind in (ApiError, EngineError, PoolError):
         app.add_exception_handler(kind, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(Exception, on_unexpected)

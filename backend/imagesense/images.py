@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import math
 import warnings
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from imagesense.errors import InvalidImage, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from imagesense.schemas.images import ImageFormat
 
+log = logging.getLogger(__name__)
 # Pillow format name -> API format. MPO is what many phones write: a JPEG with extra frames.
 _FORMATS: dict[str, ImageFormat] = {
     "JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff",
@@ -20,6 +22,7 @@ _FORMATS: dict[str, ImageFormat] = {
 MAX_ASPECT_RATIO = 200  # the vision encoder's limit
 VISUAL_TOKEN_EDGE = 32  # one visual token covers 32×32 px
 _OPENERS = ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"]  # the JPEG opener also yields MPO
+DRAFT_ABOVE_PIXELS = 16_000_000  # 4000×4000: more than any pixel budget, and than OCR needs
 _HIGH_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 
@@ -53,10 +56,14 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, field: str = "
         image = _open(data, field)
         _check_pixels(image.width, image.height, max_pixels, field)
         image.seek(0)  # animated GIF / multi-page TIFF / MPO: the first frame
+        if image.format == "JPEG":
+            # Decode a huge JPEG at a reduced scale straight from its DCT data: no budget needs it whole.
+            image.draft("RGB", _draft_size(image.width, image.height))
         try:
             image.load()
         except (OSError, SyntaxError, ValueError) as exc:
-            raise InvalidImage(f"the image is truncated or corrupt ({exc})", field=field) from exc
+            log.info("undecodable image: %r", exc)
+            raise InvalidImage("the image is truncated or corrupt", field=field) from exc
     upright = ImageOps.exif_transpose(image)
     return DecodedImage(image=to_rgb(upright), format=_FORMATS[str(image.format)], byte_size=len(data))
 
@@ -65,6 +72,7 @@ def _open(data: bytes, field: str) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data), formats=_OPENERS)
     except Image.DecompressionBombError as exc:  # Pillow's own hard limit, far above ours
+        # Pillow's message names the pixel count and its limit: nothing of the server's in it.
         raise PayloadTooLarge(f"the image has too many pixels ({exc})", field=field) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         accepted = ", ".join(sorted(set(_FORMATS.values())))
@@ -95,22 +103,35 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in _ALPHA_MODES:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+        # Pasted on white through its own alpha: one RGB copy beside the decoded image, no RGBA ones.
+        flat = Image.new("RGB", image.size, (255, 255, 255))
+        flat.paste(image.convert("RGB"), mask=image.getchannel("A") if "A" in image.getbands() else None)
+        return flat
     return image.convert("RGB")
 
 
 def _high_bit_to_rgb(image: Image.Image) -> Image.Image:
-    pixels = np.asarray(image, dtype=np.float64)
+    """16-bit and 32-bit gray to 8 bits, in place on an integer (or float32) copy, never float64."""
     if image.mode == "F":
-        low, high = float(pixels.min()), float(pixels.max())
-        scaled = (pixels - low) / (high - low or 1.0) * 255.0
+        values = np.array(image, dtype=np.float32)  # a writable copy, scaled in place
+        low, high = float(values.min()), float(values.max())
+        values -= low
+        values *= 255.0 / (high - low or 1.0)
+        gray = values.astype(np.uint8)
     else:
         # 16-bit data is stored in 32-bit ints: scale by the range the format can hold.
-        scaled = pixels / (65535.0 if pixels.max() > 255 else 255.0) * 255.0
-    gray = Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), mode="L")
-    return gray.convert("RGB")
+        levels = np.asarray(image)
+        gray = (levels >> 8 if levels.max() > 255 else np.clip(levels, 0, 255)).astype(np.uint8)
+    return Image.fromarray(gray, mode="L").convert("RGB")
+
+
+def _draft_size(width: int, height: int) -> tuple[int, int]:
+    """The smallest size a JPEG may be drafted to: the fast OCR engine reads at the original size, so
+    only images above ``DRAFT_ABOVE_PIXELS`` are reduced, and never below it."""
+    if width * height <= DRAFT_ABOVE_PIXELS:
+        return width, height
+    scale = math.sqrt(DRAFT_ABOVE_PIXELS / (width * height))
+    return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
 
 
 def fitted_size(width: int, height: int, max_pixels: int, min_pixels: int) -> tuple[int, int]:

@@ -33,7 +33,11 @@ class JobTimedOut(PoolError):
 
 
 class JobCancelled(Exception):
-    """The job was cancelled by its client (not a failure: nobody is left to answer)."""
+    """The job was stopped before its end: by its client (nobody is left to answer), or by a shutdown."""
+
+    def __init__(self, by_shutdown: bool = False) -> None:
+        super().__init__("stopped by a shutdown" if by_shutdown else "cancelled by the client")
+        self.by_shutdown = by_shutdown
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,12 @@ class Output:
     text: str
 
 
-JobEvent = Queued | Started | Output
+@dataclass(frozen=True)
+class Reset:
+    """Forget the text so far: what follows replaces it (auto OCR's fallback)."""
+
+
+JobEvent = Queued | Started | Output | Reset
 _FINISHED = object()
 
 
@@ -62,7 +71,7 @@ class JobContext:
         self._job = job
 
     def should_stop(self) -> bool:
-        """True once the job is cancelled or past its deadline: generation checks it every token."""
+        """True once the job is cancelled or past its deadline: engines check it every layer and token."""
         return self._job.cancel_requested.is_set() or time.monotonic() > self._job.deadline
 
     def emit(self, text: str) -> None:
@@ -79,13 +88,13 @@ class JobContext:
 
 
 class Job(Generic[T]):
-    def __init__(self, job_id: int, work: Callable[[JobContext], T], timeout_s: float) -> None:
+    def __init__(self, job_id: int, work: Callable[[JobContext], T], deadline: float) -> None:
         self.id = job_id
         self.work = work
         self.created = time.monotonic()
-        self.deadline = self.created + timeout_s
-        self.timeout_s = timeout_s
+        self.deadline = deadline  # time.monotonic() by which it must be done, queue time included
         self.cancel_requested = threading.Event()
+        self.stopped_by_shutdown = False
         self.started_at: float | None = None
         self.timed_out = False
         self._loop = asyncio.get_running_loop()
@@ -115,6 +124,10 @@ class Job(Generic[T]):
 
         self._call_in_loop(settle)
 
+    def add_done_callback(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` on the event loop once the job is settled, however it ended."""
+        self._future.add_done_callback(lambda _future: callback())
+
     def cancel(self) -> None:
         """Stop the job: dropped from the queue if waiting, stopped within a token if running."""
         self.cancel_requested.set()
@@ -126,18 +139,17 @@ class Job(Generic[T]):
             event = await self._events.get()
             if event is _FINISHED:
                 return
-            assert isinstance(event, Queued | Started | Output)
+            assert isinstance(event, Queued | Started | Output | Reset)
             yield event
 
+    def timeout_error(self) -> JobTimedOut:
+        return JobTimedOut(f"the request did not finish within {round(self.deadline - self.created, 1):g} s")
+
     async def result(self) -> T:
-        """The job's return value; raises its error, JobCancelled, or JobTimedOut at the deadline."""
-        remaining = max(0.0, self.deadline - time.monotonic())
+        """The job's return value; raises its error, JobCancelled, or JobTimedOut at the deadline (the
+        pool settles a job at its deadline, queued or running)."""
         try:
-            return await asyncio.wait_for(asyncio.shield(self._future), timeout=remaining)
-        except TimeoutError:
-            self.timed_out = True
-            self.cancel()
-            raise JobTimedOut(f"the request did not finish within {self.timeout_s:g} s") from None
+            return await asyncio.shield(self._future)
         except asyncio.CancelledError:
             self.cancel()  # the awaiting client went away
             raise

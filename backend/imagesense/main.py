@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,26 +14,33 @@ from imagesense.api import api_router
 from imagesense.api.openapi import add_stream_schemas
 from imagesense.engines import fast_ocr_runtime, thread_share, vlm_runtime
 from imagesense.errors import install_error_handlers
+from imagesense.logs import configure_logging
+from imagesense.middleware import BodyLimit, RequestIds
 from imagesense.pool import WorkerPool
 from imagesense.service import Engines, TaskService
 from imagesense.settings import Settings
 from imagesense.spa import mount_spa
 from imagesense.store import ImageStore
 
+FORM_SLACK_BYTES = 1024 * 1024  # multipart framing, the question, the history
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    configure_logging(settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        vlm_pool = WorkerPool(settings.max_concurrency, settings.queue_size, settings.job_timeout_s)
+        vlm_pool = WorkerPool(settings.max_concurrency, settings.queue_size, settings.job_timeout_s, name="vlm")
         engines = Engines(
             # Each generation takes its share of the cores of the moment: all alone, half each when two run.
             vlm=vlm_runtime(settings, thread_share(settings, lambda: vlm_pool.active)),
             fast_ocr=fast_ocr_runtime(settings),
             vlm_pool=vlm_pool,
             # Fast OCR has a pool of its own: a one-second read must not wait behind minute-long generations.
-            ocr_pool=WorkerPool(settings.fast_ocr_concurrency, settings.fast_ocr_queue_size, settings.job_timeout_s),
+            ocr_pool=WorkerPool(
+                settings.fast_ocr_concurrency, settings.fast_ocr_queue_size, settings.job_timeout_s, name="fast-ocr"
+            ),
         )
         store = ImageStore(settings.store_max_images, settings.store_max_bytes)
         app.state.service = TaskService(settings, store, engines)
@@ -41,9 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engines.vlm.start_loading()
         try:
             yield
-        finally:
-            engines.vlm_pool.shutdown()
-            engines.ocr_pool.shutdown()
+        finally:  # after a graceful shutdown (serving.py) there is nothing left; else stop it now
+            await asyncio.to_thread(app.state.service.shut_down, 0.0)
 
     app = FastAPI(
         title="ImageSense",
@@ -54,8 +60,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"])
+    app.add_middleware(BodyLimit, max_bytes=max_request_bytes(settings))
+    app.add_middleware(RequestIds)  # outermost: every response, error or not, carries the request id
     app.include_router(api_router)
     add_stream_schemas(app)
     mount_spa(app, settings.static_dir)
-    logging.getLogger("imagesense").setLevel(logging.INFO)
     return app
+
+
+def max_request_bytes(settings: Settings) -> int:
+    """The largest request body: every image a request may carry at the largest size, plus the form."""
+    return settings.max_images_per_request * settings.max_upload_bytes + FORM_SLACK_BYTES

@@ -2,13 +2,15 @@
 
 At most ``max_concurrency`` jobs run at once, each on one of the pool's own threads (never the event loop
 or the default threadpool); up to ``queue_size`` more wait, and the next one is refused (QueueFull). Every
-job knows its queue position, can be cancelled while waiting or running, has a deadline, and frees its
-slot on every path. Events (queue position, start, output) reach the async side through the loop's
-thread-safe ``call_soon_threadsafe``.
+job knows its queue position, can be cancelled while waiting or running, and has a deadline that covers
+its time in the queue: at the deadline the pool drops a waiting job, or settles a running one at once and
+asks it to stop. Every path frees the slot. Events (queue position, start, output) reach the async side
+through the loop's thread-safe ``call_soon_threadsafe``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import threading
@@ -16,12 +18,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar
 
-from imagesense.jobs import Job, JobCancelled, JobContext, JobTimedOut, PoolClosed, Queued, QueueFull, Started
+from imagesense.jobs import Job, JobCancelled, JobContext, PoolClosed, Queued, QueueFull, Started
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Outcome = Literal["completed", "failed", "cancelled", "timed_out"]
 
 
 @dataclass(frozen=True)
@@ -33,16 +36,12 @@ class PoolCounts:
     completed: int
     failed: int
     cancelled: int
+    timed_out: int
     peak_active: int
 
 
 class WorkerPool:
-    def __init__(
-        self,
-        max_concurrency: int,
-        queue_size: int,
-        timeout_s: float,
-    ) -> None:
+    def __init__(self, max_concurrency: int, queue_size: int, timeout_s: float, name: str = "worker") -> None:
         self.max_concurrency = max_concurrency
         self.queue_size = queue_size
         self.timeout_s = timeout_s
@@ -51,24 +50,25 @@ class WorkerPool:
         self._waiting: deque[Job[object]] = deque()  # waiting for a slot
         self._running: set[Job[object]] = set()
         self._slots_taken = 0
-        self._counts = {"completed": 0, "failed": 0, "cancelled": 0, "peak_active": 0}
+        self._counts = {"completed": 0, "failed": 0, "cancelled": 0, "timed_out": 0, "peak_active": 0}
         self._closed = False
         self._ids = itertools.count(1)
         self._threads = [
-            threading.Thread(target=self._worker, name=f"imagesense-worker-{i}", daemon=True)
+            threading.Thread(target=self._worker, name=f"imagesense-{name}-{i}", daemon=True)
             for i in range(max_concurrency)
         ]
         for thread in self._threads:
             thread.start()
 
-    def submit(self, work: Callable[[JobContext], T], timeout_s: float | None = None) -> Job[T]:
-        """Queue ``work``; raises QueueFull when every slot and queue place is taken."""
-        job: Job[T] = Job(next(self._ids), work, timeout_s or self.timeout_s)
+    def submit(self, work: Callable[[JobContext], T], deadline: float | None = None) -> Job[T]:
+        """Queue ``work``, due by ``deadline`` (``time.monotonic()``; default: now + the pool's timeout).
+        Raises QueueFull when every slot and queue place is taken, PoolClosed once shutting down."""
+        job: Job[T] = Job(next(self._ids), work, deadline or time.monotonic() + self.timeout_s)
         job._on_cancel = self._cancel  # type: ignore[assignment]
         generic_job: Job[object] = job  # type: ignore[assignment]
         with self._cond:
             if self._closed:
-                raise PoolClosed("the service is shutting down", retry_after_s=5)
+                raise PoolClosed("the service is shutting down; retry on another instance or shortly", 5)
             if self._slots_taken < self.max_concurrency:
                 self._take_slot(generic_job)
             elif len(self._waiting) < self.queue_size:
@@ -80,6 +80,9 @@ class WorkerPool:
                     f"(the queue holds {self.queue_size}); retry shortly",
                     retry_after_s=self._retry_after_s(),
                 )
+        # call_later, not call_at: a loop's clock (uvloop's) need not be time.monotonic().
+        timer = asyncio.get_running_loop().call_later(job.deadline - time.monotonic(), self._expire, generic_job)
+        job.add_done_callback(timer.cancel)
         return job
 
     def _retry_after_s(self) -> int:
@@ -92,13 +95,25 @@ class WorkerPool:
         self._cond.notify()
 
     def _cancel(self, job: Job[object]) -> None:
+        if self._drop_waiting(job, "cancelled"):
+            job.finish(None, JobCancelled(by_shutdown=job.stopped_by_shutdown))
+
+    def _expire(self, job: Job[object]) -> None:
+        """The deadline passed (on the event loop): a waiting job leaves the queue, a running one is told
+        to stop and its client answered now, without waiting for the work to notice."""
+        job.timed_out = True
+        job.cancel_requested.set()
+        self._drop_waiting(job, "timed_out")
+        job.finish(None, job.timeout_error())
+
+    def _drop_waiting(self, job: Job[object], outcome: Outcome) -> bool:
         with self._cond:
             if job not in self._waiting:
-                return  # running (it stops itself) or finished
+                return False  # running (it stops itself) or finished
             self._waiting.remove(job)
-            self._counts["cancelled"] += 1
+            self._counts[outcome] += 1
             self._publish_positions()
-        job.finish(None, JobCancelled())
+        return True
 
     def _publish_positions(self) -> None:
         for position, job in enumerate(self._waiting, start=1):
@@ -120,7 +135,7 @@ class WorkerPool:
             # Settled after the slot is free: whoever gets the result can submit again at once.
             self._settle(job, *outcome)
 
-    def _run(self, job: Job[object]) -> tuple[str, object, BaseException | None]:
+    def _run(self, job: Job[object]) -> tuple[Outcome, object, BaseException | None]:
         """Run the work; returns (outcome, result, error) for the job to be settled with."""
         result: object = None
         if not JobContext(job).should_stop():
@@ -128,17 +143,18 @@ class WorkerPool:
             job.publish(Started(queue_ms=(job.started_at - job.created) * 1000))
             try:
                 result = job.work(JobContext(job))
-            except BaseException as exc:  # noqa: BLE001 - every failure is the job's, never the worker's
-                log.warning("job %d failed: %r", job.id, exc)
-                return "failed", None, exc
+            except BaseException as exc:  # every failure is the job's, never the worker's
+                if not job.cancel_requested.is_set():  # else it broke off because it was stopped
+                    log.debug("job %d failed", job.id, exc_info=exc)  # the task's log line reports it
+                    return "failed", None, exc
         # A job stopped early ends as a timeout or a cancellation, whatever its work returned.
         if job.timed_out or time.monotonic() > job.deadline:
-            return "failed", None, JobTimedOut(f"the request did not finish within {job.timeout_s:g} s")
+            return "timed_out", None, job.timeout_error()
         if job.cancel_requested.is_set():
-            return "cancelled", None, JobCancelled()
+            return "cancelled", None, JobCancelled(by_shutdown=job.stopped_by_shutdown)
         return "completed", result, None
 
-    def _settle(self, job: Job[object], outcome: str, result: object, error: BaseException | None) -> None:
+    def _settle(self, job: Job[object], outcome: Outcome, result: object, error: BaseException | None) -> None:
         with self._cond:
             self._counts[outcome] += 1
         job.finish(result, error)
@@ -150,6 +166,7 @@ class WorkerPool:
             if self._waiting:
                 self._take_slot(self._waiting.popleft())
                 self._publish_positions()
+            self._cond.notify_all()  # wakes drain() as well as idle workers
 
     @property
     def active(self) -> int:
@@ -162,22 +179,38 @@ class WorkerPool:
                 active=self._slots_taken,
                 queued=len(self._waiting),
                 queue_size=self.queue_size,
-                **self._counts,
+                completed=self._counts["completed"],
+                failed=self._counts["failed"],
+                cancelled=self._counts["cancelled"],
+                timed_out=self._counts["timed_out"],
+                peak_active=self._counts["peak_active"],
             )
 
-    def shutdown(self) -> None:
-        """Cancel everything, let running jobs stop at their next token, and join the threads."""
+    def close(self) -> None:
+        """Take no new work (PoolClosed); what is queued or running goes on."""
         with self._cond:
             self._closed = True
-            pending = list(self._waiting) + list(self._ready)
-            running = list(self._running)
-            self._waiting.clear()
-            self._ready.clear()
+
+    def drain(self, grace_s: float) -> bool:
+        """Blocking: wait up to ``grace_s`` for every queued and running job to end; True if they did."""
+        deadline = time.monotonic() + grace_s
+        with self._cond:
+            while self._slots_taken or self._waiting:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def shutdown(self, join_s: float = 30.0) -> None:
+        """Blocking: stop everything still there (each ends as a cancellation by shutdown) and join the
+        threads; running work stops at its next check (a layer or a token)."""
+        with self._cond:
+            self._closed = True
+            stopping = list(self._waiting) + list(self._ready) + list(self._running)
             self._cond.notify_all()
-        for job in running:
-            job.cancel_requested.set()
-        for job in pending:
-            job.cancel_requested.set()
-            job.finish(None, JobCancelled())
+        for job in stopping:
+            job.stopped_by_shutdown = True
+            job.cancel()
         for thread in self._threads:
-            thread.join(timeout=30)
+            thread.join(timeout=join_s)

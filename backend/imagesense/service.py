@@ -6,13 +6,16 @@ Both the HTTP routers and the WebSocket stream go through here, so the two speak
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from imagesense import budgets
+from imagesense.engine.errors import InvalidGenerationRequest
 from imagesense.engine.protocol import GenerationRequest, OcrEngine, VisionLanguageEngine
 from imagesense.engines import EngineRuntime
-from imagesense.errors import ClientGone, ModelUnavailable, ValidationFailed
+from imagesense.errors import ClientGone, ModelUnavailable, ShuttingDown, ValidationFailed
 from imagesense.estimates import FAST_OCR_SECONDS, CostModel
 from imagesense.handles import FallbackHandle, TaskHandle
 from imagesense.images import decode_image, fit_to_budget
@@ -24,6 +27,10 @@ from imagesense.results import generation_result, image_usage
 from imagesense.schemas.tasks import AnyTaskResult, Estimate, OcrEngineChoice, TaskName, TaskOptions, Turn
 from imagesense.settings import Settings
 from imagesense.store import ImageStore, StoredImage, content_id
+from imagesense.tasklog import log_outcome
+
+log = logging.getLogger(__name__)
+DECODES_AT_ONCE = 2
 
 
 @dataclass(frozen=True)
@@ -56,18 +63,22 @@ class TaskService:
         self.store = store
         self.engines = engines
         self.costs = CostModel()
+        # Decoding a large image takes memory several times its file size: a few at a time, never more.
+        self._decoding = asyncio.Semaphore(DECODES_AT_ONCE)
+        self.shutting_down = False
 
     async def upload(self, data: bytes, field: str = "file") -> StoredImage:
         image_id = content_id(data)
         if (known := self.store.peek(image_id)) is not None:
             return known
-        decoded = await asyncio.to_thread(
-            decode_image,
-            data,
-            max_bytes=self.settings.max_upload_bytes,
-            max_pixels=self.settings.max_image_pixels,
-            field=field,
-        )
+        async with self._decoding:
+            decoded = await asyncio.to_thread(
+                decode_image,
+                data,
+                max_bytes=self.settings.max_upload_bytes,
+                max_pixels=self.settings.max_image_pixels,
+                field=field,
+            )
         return self.store.put(image_id, decoded)
 
     def resolve(self, image_ids: Sequence[str], field: str = "image_ids") -> list[StoredImage]:
@@ -88,7 +99,13 @@ class TaskService:
         return Budgets(pixels, self.settings.vision_min_pixels, new_tokens)
 
     def submit(self, spec: TaskSpec) -> TaskHandle[AnyTaskResult]:
-        """Validate and queue a task; raises 4xx errors, 429 when full, 503 when no engine can do it."""
+        """Validate and queue a task; raises 4xx errors, 429 when full, 503 when no engine can do it.
+        Every task's outcome is logged in one line when it ends."""
+        handle = self._submit(spec)
+        log_outcome(spec.task, handle)
+        return handle
+
+    def _submit(self, spec: TaskSpec) -> TaskHandle[AnyTaskResult]:
         task_budgets = self._budgets(spec)
         engine = self._ocr_engine(spec) if spec.task == "ocr" else "vlm"
         if engine == "vlm":
@@ -99,7 +116,9 @@ class TaskService:
 
         def fall_back(first: AnyTaskResult) -> Job[AnyTaskResult] | None:
             wanted = ocr_needs_fallback(first, self.settings.ocr_fallback_confidence)
-            return self._submit_vlm(spec, task_budgets) if wanted and self.engines.vlm.ready else None
+            if not wanted or not self.engines.vlm.ready:
+                return None
+            return self._submit_vlm(spec, task_budgets, deadline=fast_job.deadline)  # within the request's time
 
         return FallbackHandle(fast_job, fall_back)
 
@@ -146,11 +165,13 @@ class TaskService:
         [image] = spec.images  # _ocr_engine sends several images to the VLM
 
         def work(context: JobContext) -> AnyTaskResult:
-            return fast_ocr_result(engine.read(image.decoded.image), image, engine.name, context)
+            result = fast_ocr_result(engine.read(image.decoded.image), image, engine.name, context)
+            context.emit(result.text)  # the whole text at once: a streaming client assembles the same
+            return result
 
         return self.engines.ocr_pool.submit(work)
 
-    def _submit_vlm(self, spec: TaskSpec, task_budgets: Budgets) -> Job[AnyTaskResult]:
+    def _submit_vlm(self, spec: TaskSpec, task_budgets: Budgets, deadline: float | None = None) -> Job[AnyTaskResult]:
         messages = build_messages(
             spec.task, len(spec.images), question=spec.question, history=spec.history, detail=spec.options.detail
         )
@@ -168,8 +189,13 @@ class TaskService:
                 top_p=spec.options.top_p,
                 repetition_guard=self.settings.repetition_guard,
                 image_keys=tuple(item.image_id for item in spec.images),
+                max_prompt_tokens=self.settings.max_prompt_tokens,
             )
-            output = engine.generate(request, context)
+            try:
+                output = engine.generate(request, context)
+            except InvalidGenerationRequest as exc:  # the prompt budget: name what the client can shorten
+                field = "history" if spec.history else "question" if spec.question else "image_ids"
+                raise ValidationFailed(f"{exc} (IMAGESENSE_MAX_PROMPT_TOKENS)", field=field) from None
             if not output.cached_tokens:  # a reused prefix would make the prefill look cheaper than it is
                 text_tokens = output.prompt_tokens - output.image_tokens
                 self.costs.observe(
@@ -178,7 +204,7 @@ class TaskService:
                 )  # fmt: skip
             return generation_result(spec.task, spec.images, output, engine.info.model, budget, min_pixels, context)
 
-        return self.engines.vlm_pool.submit(work)
+        return self.engines.vlm_pool.submit(work, deadline)
 
     async def complete(self, spec: TaskSpec, is_disconnected: Callable[[], Awaitable[bool]]) -> AnyTaskResult:
         """Run a task to its result for an HTTP client; a client that disconnects cancels it."""
@@ -186,10 +212,26 @@ class TaskService:
         watcher = asyncio.create_task(_cancel_on_disconnect(handle, is_disconnected))
         try:
             return await handle.result()
-        except JobCancelled:
+        except JobCancelled as cancelled:
+            if cancelled.by_shutdown:
+                raise ShuttingDown("the service shut down before the task finished; retry") from None
             raise ClientGone("the client closed the request") from None
         finally:
             watcher.cancel()
+
+    def shut_down(self, grace_s: float) -> None:
+        """Blocking (run it off the event loop): take no new work, give what is queued or running
+        ``grace_s`` to finish, then stop the rest; each stopped task ends as a cancellation (503 over HTTP)."""
+        self.shutting_down = True
+        pools = (self.engines.vlm_pool, self.engines.ocr_pool)
+        for pool in pools:
+            pool.close()
+        deadline = time.monotonic() + grace_s
+        for pool in pools:
+            if not pool.drain(max(0.0, deadline - time.monotonic())) and grace_s > 0:
+                log.warning("shutdown: work still running after %.0f s of grace is stopped", grace_s)
+        for pool in pools:
+            pool.shutdown()
 
 
 async def _cancel_on_disconnect(

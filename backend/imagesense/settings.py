@@ -58,11 +58,25 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(2, ge=1, le=16, description="Generations running at once.")
     queue_size: int = Field(8, ge=0, le=1024, description="Requests waiting behind them; more get 429.")
     job_timeout_s: float = Field(
-        600.0, gt=0, le=86400, description="A request's limit from arrival to last token (504 past it)."
+        600.0, gt=0, le=86400, description="A request's limit from arrival to last token, queue included (504)."
+    )
+    shutdown_grace_s: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="On SIGTERM: how long queued and running work may go on before it is stopped "
+        "(new work gets 503 meanwhile).",
     )
 
     # --- generation ---------------------------------------------------------------------------------
     max_new_tokens_limit: int = Field(2048, ge=1, le=32768, description="Upper bound for a request's max_new_tokens.")
+    max_prompt_tokens: int = Field(
+        8192,
+        ge=256,
+        le=262144,
+        description="Longest prompt (visual tokens + text), checked after tokenization and before any model "
+        "work (422 past it). Its KV cache is ~112 KiB a token at 2B shapes: 8192 tokens ≈ 0.9 GiB.",
+    )
     repetition_guard: bool = Field(
         True, description="Stop a generation that has fallen into a loop (the same span repeated many times)."
     )
@@ -114,6 +128,8 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", min_length=1, max_length=253, description="Address `imagesense serve` binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port `imagesense serve` binds.")
     static_dir: Path = Field(DEFAULT_STATIC_DIR, description="Built SPA served at / when the folder exists.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    log_format: Literal["text", "json"] = Field("text", description="Log lines as text or as JSON objects.")
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser (JSON list)."
     )

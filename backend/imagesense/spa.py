@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 
 def mount_spa(app: FastAPI, static_dir: Path) -> None:
@@ -17,12 +18,25 @@ def mount_spa(app: FastAPI, static_dir: Path) -> None:
     if (static_dir / "assets").is_dir():
         app.mount("/assets", StaticFiles(directory=static_dir / "assets"), name="assets")
 
-    @app.get("/{path:path}", include_in_schema=False)
-    async def spa(path: str) -> FileResponse:
+    @app.api_route("/{path:path}", methods=list(_METHODS), include_in_schema=False)
+    async def spa(path: str, request: Request) -> FileResponse:
         if path == "api" or path.startswith("api/"):
-            raise HTTPException(404, f"no such endpoint: /{path}")
+            raise _api_miss(app, request)
+        if request.method not in ("GET", "HEAD"):
+            raise HTTPException(405, "the web app is only read", headers={"Allow": "GET, HEAD"})
         # Files at the top of the build (favicon, ...) as themselves; any other path is the app's route.
         candidate = (static_dir / path).resolve()
         if path and candidate.is_file() and candidate.is_relative_to(static_dir.resolve()):
             return FileResponse(candidate)
         return FileResponse(index)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _api_miss(app: FastAPI, request: Request) -> HTTPException:
+    """An /api path the catch-all caught: 405 when an API route has the path with other methods, else 404."""
+    for route in app.router.routes:
+        if route.matches(request.scope)[0] == Match.PARTIAL:  # the path matched, the method did not
+            return HTTPException(405, f"{request.method} is not accepted at {request.url.path}")
+    return HTTPException(404, f"no such endpoint: {request.url.path}")

@@ -10,6 +10,7 @@ const server = vi.hoisted(() => {
   const uploads = { count: 0 };
   const readiness = {
     ready: true,
+    shutting_down: false,
     vlm: { status: "ready", model: "tiny", reason: null, dtype: "float32", load_seconds: 1 },
     fast_ocr: { status: "ready", model: "rapidocr", reason: null, dtype: null, load_seconds: 0.3 },
   };
@@ -132,7 +133,7 @@ test("a full queue and a model that is not ready are explained", async () => {
   await userEvent.click(screen.getByRole("button", { name: "Run" }));
   const socket = FakeSocket.instances[0]!;
   act(() => socket.open());
-  act(() => socket.emit({ type: "error", code: "queue_full", message: "3 waiting", field: null }));
+  act(() => socket.emit({ type: "error", code: "queue_full", message: "3 waiting", field: null, request_id: "r-1" }));
   expect(screen.getByRole("alert")).toHaveTextContent("queue full");
 });
 

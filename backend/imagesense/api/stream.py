@@ -15,15 +15,18 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ValidationError
 
 from imagesense.api.deps import get_service
-from imagesense.errors import ApiError, api_error_from, validation_error_from
+from imagesense.errors import ApiError, ValidationFailed, api_error_from, validation_error_from
 from imagesense.handles import TaskHandle
-from imagesense.jobs import JobCancelled, Output, Queued, Started
+from imagesense.jobs import JobCancelled, Output, Queued, Reset, Started
+from imagesense.logs import request_id
 from imagesense.schemas.stream import (
     CLIENT_MESSAGE,
+    MAX_STREAM_MESSAGE_BYTES,
     CancelledEvent,
     DoneEvent,
     ErrorEvent,
     QueuedEvent,
+    ResetEvent,
     StartedEvent,
     StreamRequest,
     TokenEvent,
@@ -38,7 +41,7 @@ log = logging.getLogger(__name__)
 
 
 def error_event(error: ApiError) -> ErrorEvent:
-    return ErrorEvent(code=error.code, message=error.message, field=error.field)
+    return ErrorEvent(code=error.code, message=error.message, field=error.field, request_id=request_id.get())
 
 
 class StreamSession:
@@ -55,13 +58,23 @@ class StreamSession:
     async def serve(self) -> None:
         try:
             while True:
-                await self.handle(await self.websocket.receive_text())
+                message = await self.websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                await self.handle(message.get("text"))
         except WebSocketDisconnect:
             pass
         finally:
             self.cancel()
 
-    async def handle(self, raw: str) -> None:
+    async def handle(self, raw: str | None) -> None:
+        if raw is None:
+            await self.send(error_event(ValidationFailed("messages are JSON text frames; a binary frame was sent")))
+            return
+        if len(raw.encode()) > MAX_STREAM_MESSAGE_BYTES:
+            limit = MAX_STREAM_MESSAGE_BYTES
+            await self.send(error_event(ValidationFailed(f"the message is over {limit} bytes, the limit")))
+            return
         try:
             message = CLIENT_MESSAGE.validate_json(raw)
         except ValidationError as exc:
@@ -94,7 +107,7 @@ class StreamSession:
         error = api_error_from(exc)
         if error is None:
             log.error("stream task failed", exc_info=exc)
-            return ErrorEvent(code="internal_error", message="the generation failed")
+            return ErrorEvent(code="internal_error", message="the generation failed", request_id=request_id.get())
         return error_event(error)
 
     async def relay(self, task: TaskHandle[AnyTaskResult]) -> None:
@@ -105,6 +118,8 @@ class StreamSession:
                 await self.send(StartedEvent())
             elif isinstance(event, Output):
                 await self.send(TokenEvent(text=event.text))
+            elif isinstance(event, Reset):
+                await self.send(ResetEvent())
         try:
             await self.send(DoneEvent(result=await task.result()))
         except JobCancelled:

@@ -28,8 +28,8 @@ async def ready(
     engines = service.engines
     vlm, fast_ocr = engines.vlm.state(), engines.fast_ocr.state()
     wanted = {"any": engines.vlm.ready or engines.fast_ocr.ready, "vlm": engines.vlm.ready}
-    is_ready = wanted.get(engine, engines.fast_ocr.ready)
-    readiness = Readiness(ready=is_ready, vlm=vlm, fast_ocr=fast_ocr)
+    is_ready = wanted.get(engine, engines.fast_ocr.ready) and not service.shutting_down
+    readiness = Readiness(ready=is_ready, shutting_down=service.shutting_down, vlm=vlm, fast_ocr=fast_ocr)
     return JSONResponse(readiness.model_dump(), status_code=200 if is_ready else 503)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import huggingface_hub
 import torch
-from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 from transformers import AutoModelForImageTextToText, AutoProcessor, Qwen3VLProcessor
 from transformers.utils.import_utils import is_torchvision_available
 
@@ -102,17 +102,43 @@ def load_model(
 
 
 def explain_load_failure(source: str, error: BaseException) -> str:
-    """A reason a person can act on: what failed and how to fix it."""
-    if Path(source).expanduser().is_dir() or source.startswith(("/", ".", "~")):
+    """A reason a person can act on: what failed and how to fix it, with no raw exception text (which may
+    hold paths of the server; the log has it)."""
+    if isinstance(error, MemoryError) or "can't allocate memory" in str(error) or "out of memory" in str(error):
         return (
-            f"could not load the model from the folder {source!r} ({type(error).__name__}: {error}). "
-            "Point IMAGESENSE_MODEL at a folder holding a Qwen3-VL checkpoint "
-            "(config.json, model weights, tokenizer and preprocessor files)."
+            f"not enough memory to load {source!r}. Free memory, or lower it: IMAGESENSE_QUANTIZATION="
+            "int4-weight needs about 2.7 GB, int8-weight about 3.1 GB, none about 4.7 GB."
+        )
+    if isinstance(error, GatedRepoError) or _status_of(error) in (401, 403):
+        return (
+            f"the hub refused access to {source!r}: it needs a login or an accepted licence. "
+            "Fix: set HF_TOKEN to a token with access (huggingface.co/settings/tokens), then restart."
+        )
+    if isinstance(error, RepositoryNotFoundError | RevisionNotFoundError) or _status_of(error) == 404:
+        return (
+            f"the hub has no model {source!r} (or not that revision). Fix: set IMAGESENSE_MODEL to a Qwen3-VL "
+            "hub id such as Qwen/Qwen3-VL-2B-Instruct, or to a local folder; check IMAGESENSE_MODEL_REVISION."
+        )
+    if source.startswith(("/", ".", "~")) and not is_local(source):
+        return (
+            f"there is no folder {source!r}. Fix: point IMAGESENSE_MODEL at a folder holding a Qwen3-VL "
+            "checkpoint (config.json, model weights, tokenizer and preprocessor files), or at a hub id."
+        )
+    if is_local(source):
+        return (
+            f"could not load the model from the folder {source!r}: it is not a complete Qwen3-VL checkpoint "
+            "(config.json, model weights, tokenizer and preprocessor files are needed). The log has the details."
         )
     offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
     return (
-        f"could not load {source!r} ({type(error).__name__}: {str(error)[:300]}). "
-        f"It is not in the local Hugging Face cache{' and HF_HUB_OFFLINE is set' if offline else ''}, "
-        "and the hub could not be reached. Fix: run `imagesense download` on a machine with network "
-        "(it fills the cache, HF_HOME), or set IMAGESENSE_MODEL to a local folder with the checkpoint."
+        f"could not load {source!r}: it is not in the local Hugging Face cache"
+        f"{' and HF_HUB_OFFLINE is set' if offline else ''}, and the hub could not be reached. Fix: run "
+        "`imagesense download` on a machine with network (it fills the cache, HF_HOME), or set "
+        "IMAGESENSE_MODEL to a local folder with the checkpoint."
     )
+
+
+def _status_of(error: BaseException) -> int | None:
+    response = getattr(error, "response", None)
+    status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None

@@ -45,6 +45,7 @@ class GenerationRequest:
     top_p: float = 1.0
     repetition_guard: bool = True
     image_keys: tuple[str, ...] = ()  # content ids of the images: what a reusable prefix is keyed by
+    max_prompt_tokens: int | None = None  # refuse longer prompts (InvalidGenerationRequest) before any model work
 
 
 @dataclass(frozen=True)

@@ -56,17 +56,20 @@ class Int8WeightLinear(nn.Module):
         super().__init__()
         weight = linear.weight.detach()
         qweight, scale = int8_per_channel(weight)
+        # Computed in the model's own dtype: bfloat16 where the CPU has it natively, float32 where
+        # bfloat16 would only be emulated (the loader picks the dtype by the CPU).
+        self.compute_dtype = weight.dtype if weight.dtype in (torch.bfloat16, torch.float32) else torch.bfloat16
         self.register_buffer("qweight", qweight)
-        self.register_buffer("scale", scale.to(torch.bfloat16))
+        self.register_buffer("scale", scale.to(self.compute_dtype))
         self.bias = linear.bias
         self.out_features, self.in_features = weight.shape
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, self.in_features).to(torch.bfloat16)
+        rows = x.reshape(-1, self.in_features).to(self.compute_dtype)
         if rows.shape[0] <= DECODE_ROWS:
             out: torch.Tensor = torch.ops.aten._weight_int8pack_mm(rows, self.qweight, self.scale)
         else:  # per output channel, the scale factors out of the matmul
-            out = F.linear(rows, self.qweight.to(torch.bfloat16)) * self.scale
+            out = F.linear(rows, self.qweight.to(self.compute_dtype)) * self.scale
         if self.bias is not None:
             out = out + self.bias.to(out.dtype)
         return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)

@@ -15,6 +15,7 @@ from PIL import Image
 from transformers import DynamicCache, StoppingCriteriaList
 
 from imagesense.engine.cpu import cpu_cores
+from imagesense.engine.errors import InvalidGenerationRequest
 from imagesense.engine.loader import LoadedModel, load_model
 from imagesense.engine.prefix_cache import ImagesKey, PrefixCache
 from imagesense.engine.protocol import (
@@ -27,7 +28,14 @@ from imagesense.engine.protocol import (
     Unattended,
 )
 from imagesense.engine.quantize import Scheme
-from imagesense.engine.streaming import FollowThreadShare, RepetitionGuard, StopWhen, TextDeltaStreamer
+from imagesense.engine.streaming import (
+    FollowThreadShare,
+    GenerationInterrupted,
+    LayerStops,
+    RepetitionGuard,
+    StopWhen,
+    TextDeltaStreamer,
+)
 
 
 class TransformersEngine:
@@ -52,6 +60,8 @@ class TransformersEngine:
         eos = self.model.generation_config.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
         self.image_token_id: int = self.model.config.image_token_id
+        inner = self.model.model
+        self._stops = LayerStops([*inner.visual.blocks, *inner.language_model.layers])
         dtype = str(loaded.dtype).removeprefix("torch.")
         precision = dtype if loaded.quantization == "none" else f"{dtype}, {loaded.quantization}"
         self._info = EngineInfo(loaded.name, precision, Capabilities(prefix_reuse=self.prefix_cache.enabled))
@@ -105,9 +115,10 @@ class TransformersEngine:
 
     def generate(self, request: GenerationRequest, control: GenerationControl) -> GenerationResult:
         started = time.perf_counter()
-        share = [FollowThreadShare(self._threads)] if self._threads is not None else []
         inputs = self.prepare(request)
         prompt_length = int(inputs["input_ids"].shape[1])
+        image_tokens = int((inputs["input_ids"] == self.image_token_id).sum())
+        self._check_prompt_length(request, prompt_length, image_tokens)
         cache, reused = self._start_cache(request, inputs["input_ids"][0])
         model_inputs = {**inputs, "position_ids": self.position_ids(inputs), "cache": cache}
         if reused:
@@ -115,30 +126,46 @@ class TransformersEngine:
         streamer = TextDeltaStreamer(self.tokenizer, control.emit)
         stop = StopWhen(control.should_stop)
         guard = RepetitionGuard(prompt_length)
+        share = [FollowThreadShare(self._threads)] if self._threads is not None else []
         criteria = StoppingCriteriaList([*share, stop, guard] if request.repetition_guard else [*share, stop])
-        with torch.inference_mode():
-            output = self.model.generate(
-                **model_inputs,
-                max_new_tokens=request.max_new_tokens,
-                streamer=streamer,
-                stopping_criteria=criteria,
-                **self._generate_options(request),
-            )
-        if request.image_keys:
-            self.prefix_cache.store(self._key(request), output[0, : cache.get_seq_length()], cache)
-        new_ids = [int(token) for token in output[0, prompt_length:].tolist()]
+        interrupted = False
+        try:
+            with torch.inference_mode(), self._stops.watching(control.should_stop):
+                output = self.model.generate(
+                    **model_inputs,
+                    max_new_tokens=request.max_new_tokens,
+                    streamer=streamer,
+                    stopping_criteria=criteria,
+                    **self._generate_options(request),
+                )
+        except GenerationInterrupted:  # stopped inside a forward pass: what was generated so far stands
+            interrupted = True
+            new_ids = streamer.ids
+        else:
+            if request.image_keys:
+                self.prefix_cache.store(self._key(request), output[0, : cache.get_seq_length()], cache)
+            new_ids = [int(token) for token in output[0, prompt_length:].tolist()]
         finished = time.perf_counter()
         first = streamer.first_token_at or finished
         return GenerationResult(
             text=self.tokenizer.decode(new_ids, skip_special_tokens=True),
-            finish_reason=self._finish_reason(new_ids, stop.triggered, guard.triggered),
+            finish_reason=self._finish_reason(new_ids, interrupted or stop.triggered, guard.triggered),
             prompt_tokens=prompt_length,
-            image_tokens=int((inputs["input_ids"] == self.image_token_id).sum()),
+            image_tokens=image_tokens,
             completion_tokens=len(new_ids),
             prefill_ms=(first - started) * 1000,
             decode_ms=(finished - first) * 1000,
             cached_tokens=reused,
         )
+
+    @staticmethod
+    def _check_prompt_length(request: GenerationRequest, prompt_tokens: int, image_tokens: int) -> None:
+        limit = request.max_prompt_tokens
+        if limit is not None and prompt_tokens > limit:
+            raise InvalidGenerationRequest(
+                f"the prompt is {prompt_tokens} tokens ({image_tokens} for the images, "
+                f"{prompt_tokens - image_tokens} of text); the limit is {limit} tokens"
+            )
 
     def _finish_reason(self, new_ids: list[int], cancelled: bool, looping: bool) -> FinishReason:
         if cancelled:

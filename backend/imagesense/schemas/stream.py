@@ -7,6 +7,8 @@ from pydantic import Discriminator, Field, Tag, TypeAdapter
 from imagesense.schemas.base import ApiModel
 from imagesense.schemas.tasks import MAX_IMAGES_PER_REQUEST, AnyTaskResult, History, Question, TaskName, TaskOptions
 
+MAX_STREAM_MESSAGE_BYTES = 1024 * 1024  # a stream message carries ids and text, never images
+
 
 class StreamRequest(ApiModel):
     """Client → server: start a task on images uploaded through POST /api/v1/images."""
@@ -62,6 +64,14 @@ class ErrorEvent(ApiModel):
     code: str
     message: str
     field: str | None = None
+    request_id: str | None = Field(None, description="The socket's request id: the server's log has the details.")
+
+
+class ResetEvent(ApiModel):
+    """Discard the text received so far: the tokens that follow replace it (auto OCR, when the VLM takes
+    over from the fast engine, or when it fails and the fast engine's text is sent again)."""
+
+    type: Literal["reset"] = "reset"
 
 
 class CancelledEvent(ApiModel):
@@ -69,6 +79,6 @@ class CancelledEvent(ApiModel):
 
 
 ServerEvent = Annotated[
-    QueuedEvent | StartedEvent | TokenEvent | DoneEvent | ErrorEvent | CancelledEvent,
+    QueuedEvent | StartedEvent | TokenEvent | ResetEvent | DoneEvent | ErrorEvent | CancelledEvent,
     Field(discriminator="type"),
 ]

@@ -23,6 +23,7 @@ class ModelState(ApiModel):
 
 class Readiness(ApiModel):
     ready: bool = Field(description="At least one engine can take work.")
+    shutting_down: bool = Field(False, description="The service is draining before it exits: no new work.")
     vlm: ModelState = Field(description="Qwen3-VL: OCR, describe, ask.")
     fast_ocr: ModelState = Field(description="PP-OCR: fast OCR with line boxes.")
 
@@ -34,7 +35,8 @@ class PoolStats(ApiModel):
     queue_size: int = Field(description="Waiting jobs allowed before 429.")
     completed: int
     failed: int
-    cancelled: int
+    cancelled: int = Field(description="Ended by their clients (or by a shutdown).")
+    timed_out: int = Field(description="Past IMAGESENSE_JOB_TIMEOUT_S, waiting or running.")
     peak_active: int = Field(description="Most jobs ever running at once (never above max_concurrency).")
 
 

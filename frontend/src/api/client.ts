@@ -41,5 +41,5 @@ export function toFormData<T extends { [K in keyof T]: FormField | FormField[] }
 /** The `{"error": {...}}` body every endpoint answers with, or a stand-in when there is none. */
 export function errorOf(body: unknown, fallback: string): ErrorBody {
   const error = (body as { error?: ErrorBody } | undefined)?.error;
-  return error ?? { code: "network_error", message: fallback, field: null };
+  return error ?? { code: "network_error", message: fallback, field: null, request_id: null };
 }

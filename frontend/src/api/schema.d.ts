@@ -414,6 +414,11 @@ export interface components {
              * @description The request field at fault, when there is one.
              */
             field: string | null;
+            /**
+             * Request Id
+             * @description The request's id (X-Request-ID): the server's log has the details under it.
+             */
+            request_id: string | null;
         };
         /** ErrorResponse */
         ErrorResponse: {
@@ -644,8 +649,16 @@ export interface components {
             completed: number;
             /** Failed */
             failed: number;
-            /** Cancelled */
+            /**
+             * Cancelled
+             * @description Ended by their clients (or by a shutdown).
+             */
             cancelled: number;
+            /**
+             * Timed Out
+             * @description Past IMAGESENSE_JOB_TIMEOUT_S, waiting or running.
+             */
+            timed_out: number;
             /**
              * Peak Active
              * @description Most jobs ever running at once (never above max_concurrency).
@@ -659,6 +672,12 @@ export interface components {
              * @description At least one engine can take work.
              */
             ready: boolean;
+            /**
+             * Shutting Down
+             * @description The service is draining before it exits: no new work.
+             * @default false
+             */
+            shutting_down: boolean;
             /** @description Qwen3-VL: OCR, describe, ask. */
             vlm: components["schemas"]["ModelState"];
             /** @description PP-OCR: fast OCR with line boxes. */
@@ -690,8 +709,16 @@ export interface components {
             completed: number;
             /** Failed */
             failed: number;
-            /** Cancelled */
+            /**
+             * Cancelled
+             * @description Ended by their clients (or by a shutdown).
+             */
             cancelled: number;
+            /**
+             * Timed Out
+             * @description Past IMAGESENSE_JOB_TIMEOUT_S, waiting or running.
+             */
+            timed_out: number;
             /**
              * Peak Active
              * @description Most jobs ever running at once (never above max_concurrency).
@@ -900,6 +927,12 @@ export interface components {
              * @default null
              */
             field: string | null;
+            /**
+             * Request Id
+             * @description The socket's request id: the server's log has the details.
+             * @default null
+             */
+            request_id: string | null;
         };
         /** QueuedEvent */
         QueuedEvent: {
@@ -913,6 +946,18 @@ export interface components {
              * @description 1 = next to start.
              */
             position: number;
+        };
+        /**
+         * ResetEvent
+         * @description Discard the text received so far: the tokens that follow replace it (auto OCR, when the VLM takes
+         *     over from the fast engine, or when it fails and the fast engine's text is sent again).
+         */
+        ResetEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "reset";
         };
         /** StartedEvent */
         StartedEvent: {
@@ -932,7 +977,7 @@ export interface components {
             /** Text */
             text: string;
         };
-        ServerEvent: components["schemas"]["QueuedEvent"] | components["schemas"]["StartedEvent"] | components["schemas"]["TokenEvent"] | components["schemas"]["DoneEvent"] | components["schemas"]["ErrorEvent"] | components["schemas"]["CancelledEvent"];
+        ServerEvent: components["schemas"]["QueuedEvent"] | components["schemas"]["StartedEvent"] | components["schemas"]["TokenEvent"] | components["schemas"]["ResetEvent"] | components["schemas"]["DoneEvent"] | components["schemas"]["ErrorEvent"] | components["schemas"]["CancelledEvent"];
     };
     responses: never;
     parameters: never;

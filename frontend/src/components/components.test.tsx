@@ -70,7 +70,7 @@ test("an image card shows dimensions and size, or the server's refusal", () => {
   expect(screen.getByText("760×820 · 29.6 KB")).toBeInTheDocument();
   rerender(
     <ImageCard
-      image={{ ...image, info: null, error: { code: "unsupported_media_type", message: "not a supported image", field: "file" } }}
+      image={{ ...image, info: null, error: { code: "unsupported_media_type", message: "not a supported image", field: "file", request_id: null } }}
       index={0}
       onToggle={() => {}}
       onRemove={() => {}}
@@ -87,11 +87,12 @@ test("errors are explained in words a user can act on", () => {
     kind: "known" as const,
     readiness: {
       ready: true,
+      shutting_down: false,
       vlm: { status: "failed" as const, model: "Qwen", reason: "run imagesense download", dtype: null, load_seconds: null },
       fast_ocr: { status: "ready" as const, model: "rapidocr", reason: null, dtype: null, load_seconds: 0.3 },
     },
   };
-  const error = (code: string) => ({ code, message: "raw", field: null });
+  const error = (code: string) => ({ code, message: "raw", field: null, request_id: null });
   expect(explainError(error("queue_full"), readiness, t)).toMatch(/busy/);
   expect(explainError(error("model_unavailable"), readiness, t)).toBe("The model is not ready: run imagesense download");
   expect(explainError(error("network_error"), readiness, t)).toMatch(/cannot be reached/);

@@ -67,7 +67,7 @@ test("a dropped connection during a run is an error; afterwards a new socket is 
 test("server errors carry their code, message and field", () => {
   const state = reduceEvent(
     { ...IDLE, status: "running", sentAt: 0, startedAt: 0 },
-    { type: "error", code: "queue_full", message: "busy", field: null },
+    { type: "error", code: "queue_full", message: "busy", field: null, request_id: "r-1" },
     5,
   );
   expect(state).toMatchObject({ status: "error", error: { code: "queue_full", message: "busy" }, finishedAt: 5 });
@@ -76,4 +76,14 @@ test("server errors carry their code, message and field", () => {
 test("the stream URL follows the page's scheme and host", () => {
   expect(streamUrl({ protocol: "https:", host: "example.org" } as Location)).toBe("wss://example.org/api/v1/stream");
   expect(streamUrl({ protocol: "http:", host: "localhost:8000" } as Location)).toBe("ws://localhost:8000/api/v1/stream");
+});
+
+test("a reset starts the text over: what follows replaces it", () => {
+  const { hook, socket } = started();
+  act(() => socket.open());
+  act(() => socket.emit({ type: "started" }));
+  act(() => socket.emit({ type: "token", text: "fast text" }));
+  act(() => socket.emit({ type: "reset" }));
+  act(() => socket.emit({ type: "token", text: "VLM" }));
+  expect(hook.result.current.state.text).toBe("VLM");
 });

@@ -44,13 +44,15 @@ export function reduceEvent(state: StreamState, event: ServerEvent, now: number)
       return { ...state, status: "running", position: null, startedAt: now };
     case "token":
       return { ...state, text: state.text + event.text };
+    case "reset": // what follows replaces the text so far (auto OCR: the VLM takes over, or gives back)
+      return { ...state, text: "" };
     case "done":
       return { ...state, status: "done", result: event.result, text: event.result.text, finishedAt: now };
     case "error":
       return {
         ...state,
         status: "error",
-        error: { code: event.code, message: event.message, field: event.field },
+        error: { code: event.code, message: event.message, field: event.field, request_id: event.request_id },
         finishedAt: now,
       };
     case "cancelled":
@@ -83,7 +85,7 @@ export function useStream(createSocket: SocketFactory = (url) => new WebSocket(u
       setState((previous) => reduceEvent(previous, event, Date.now()));
     };
     const fail = (code: string, message: string) =>
-      setState((previous) => ({ ...previous, status: "error", error: { code, message, field: null }, finishedAt: Date.now() }));
+      setState((previous) => ({ ...previous, status: "error", error: { code, message, field: null, request_id: null }, finishedAt: Date.now() }));
     ws.onclose = () => {
       socket.current = null;
       if (activeRef.current) fail("connection_lost", "connection lost");
