@@ -224,3 +224,12 @@ def test_a_prompt_over_its_budget_is_refused_before_the_model_runs(generator: Tr
     with pytest.raises(InvalidGenerationRequest, match=r"the prompt is \d+ tokens \(80 for the images"):
         generator.generate(request(Image.new("RGB", (320, 240)), max_prompt_tokens=64), calls)
     assert calls.checks == 0  # no layer ran
+
+
+@pytest.mark.parametrize("temperature", [1e-300, 1e-9, 5e-6])
+def test_a_temperature_near_zero_is_greedy_not_a_crash(generator: TransformersEngine, temperature: float) -> None:
+    """Found by the fuzzer: logits divided by ~0 overflow to inf and sampling raised."""
+    image = Image.new("RGB", (64, 64), "olive")
+    greedy = generator.generate(request(image, max_new_tokens=6), Recorder())
+    near_zero = generator.generate(request(image, max_new_tokens=6, temperature=temperature), Recorder())
+    assert near_zero.text == greedy.text

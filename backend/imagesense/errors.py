@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from imagesense.engine.errors import EngineError, EngineOverloaded, EngineUnavailable, InvalidGenerationRequest
 from imagesense.jobs import JobTimedOut, PoolClosed, PoolError, QueueFull
 from imagesense.logs import request_id
+from imagesense.methods import allowed_methods
 from imagesense.schemas.errors import ErrorBody, ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,8 @@ HTTP_ERRORS: dict[int, type[ApiError]] = {404: NotFound, 405: MethodNotAllowed, 
 
 
 def error_response(error: ApiError) -> JSONResponse:
-    return JSONResponse(error.body().model_dump(exclude_none=True), status_code=error.status, headers=error.headers)
+    # Every field of the shape, null included: the schema marks them all present.
+    return JSONResponse(error.body().model_dump(), status_code=error.status, headers=error.headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -141,10 +143,12 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         return error_response(validation_error_from(list(exc.errors())))
 
-    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         kind = HTTP_ERRORS.get(exc.status_code, HttpError)
         error = kind(str(exc.detail), headers=dict(exc.headers or {}))
+        if exc.status_code == 405:  # Starlette lists only the first route's methods for a shared path
+            error.headers["Allow"] = ", ".join(allowed_methods(app, request.url.path))
         error.status = exc.status_code
         return error_response(error)
 

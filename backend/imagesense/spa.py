@@ -8,7 +8,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
+
+from imagesense.methods import allowed_methods
 
 
 def mount_spa(app: FastAPI, static_dir: Path) -> None:
@@ -35,8 +36,8 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _api_miss(app: FastAPI, request: Request) -> HTTPException:
-    """An /api path the catch-all caught: 405 when an API route has the path with other methods, else 404."""
-    for route in app.router.routes:
-        if route.matches(request.scope)[0] == Match.PARTIAL:  # the path matched, the method did not
-            return HTTPException(405, f"{request.method} is not accepted at {request.url.path}")
+    """An /api path the catch-all caught: 405 when the API has the path with other methods, else 404."""
+    if allowed := allowed_methods(app, request.url.path):
+        message = f"{request.method} is not accepted at {request.url.path}"
+        return HTTPException(405, message, headers={"Allow": ", ".join(allowed)})
     return HTTPException(404, f"no such endpoint: {request.url.path}")

@@ -1,5 +1,6 @@
 """Additions to the generated OpenAPI spec: the WebSocket stream's messages, which OpenAPI can't describe
-as an operation, as named components, so that clients generated from the spec get typed events too."""
+as an operation, as named components, so that clients generated from the spec get typed events too; and
+the image types each multipart file part accepts (`encoding`), which FastAPI does not declare."""
 
 from __future__ import annotations
 
@@ -27,6 +28,25 @@ def stream_schemas() -> dict[str, Any]:
     return schemas
 
 
+IMAGE_PARTS = ("file", "files")  # the multipart fields that carry images
+IMAGE_MEDIA_TYPES = "image/jpeg, image/png, image/webp, image/gif, image/bmp, image/tiff"
+
+
+def declare_image_parts(spec: dict[str, Any]) -> None:
+    """Every multipart body's image fields accept the decodable image types (see images.py)."""
+    components = spec.get("components", {}).get("schemas", {})
+    for path in spec.get("paths", {}).values():
+        for operation in path.values():
+            form = operation.get("requestBody", {}).get("content", {}).get("multipart/form-data")
+            if form is None:
+                continue
+            name = form["schema"].get("$ref", "").rsplit("/", 1)[-1]
+            fields = components.get(name, {}).get("properties", {})
+            encoding = {field: {"contentType": IMAGE_MEDIA_TYPES} for field in IMAGE_PARTS if field in fields}
+            if encoding:
+                form["encoding"] = encoding
+
+
 def add_stream_schemas(app: FastAPI) -> None:
     build_openapi = app.openapi
 
@@ -35,6 +55,7 @@ def add_stream_schemas(app: FastAPI) -> None:
         components = spec.setdefault("components", {}).setdefault("schemas", {})
         for name, schema in stream_schemas().items():
             components.setdefault(name, schema)
+        declare_image_parts(spec)
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -37,6 +37,10 @@ from imagesense.engine.streaming import (
     TextDeltaStreamer,
 )
 
+# Below this temperature, sampling is greedy decoding (as in vLLM): dividing the logits by a temperature
+# near zero overflows them to inf, and sampling from the resulting NaNs raises.
+GREEDY_BELOW = 1e-5
+
 
 class TransformersEngine:
     """Implements ``VisionLanguageEngine`` on a model loaded by ``loader.load_model``.
@@ -109,7 +113,7 @@ class TransformersEngine:
 
     def _generate_options(self, request: GenerationRequest) -> dict[str, Any]:
         """Options for ``model.generate`` beyond the prompt: sampling or greedy."""
-        if request.temperature > 0:
+        if request.temperature > GREEDY_BELOW:
             return {"do_sample": True, "temperature": request.temperature, "top_p": request.top_p}
         return {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
 

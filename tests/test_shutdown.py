@@ -1,0 +1,58 @@
+"""A graceful shutdown, with a real process and a real signal."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+from PIL import Image
+from websockets.sync.client import connect
+
+from live import live_server
+
+
+def png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 240), "orange").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_sigterm_refuses_new_work_lets_running_work_finish_its_grace_then_stops_it(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    grace = 2.0
+    with live_server(
+        tiny_checkpoint, tmp_path, shutdown_grace_s=grace, repetition_guard="false", max_new_tokens_limit=20000
+    ) as server:
+        image_id = httpx.post(f"{server.url}/api/v1/images", files={"file": ("a.png", png())}).json()["image_id"]
+        with connect(server.ws_url) as ws:
+            ws.send(json.dumps({"task": "describe", "image_ids": [image_id], "options": {"max_new_tokens": 20000}}))
+            while json.loads(ws.recv(timeout=30))["type"] != "token":
+                pass
+            os.kill(server.process.pid, signal.SIGTERM)
+            signalled = time.monotonic()
+            time.sleep(0.3)
+
+            ready = httpx.get(f"{server.url}/api/v1/ready")
+            assert ready.status_code == 503
+            assert ready.json()["shutting_down"] is True
+            refused = httpx.post(f"{server.url}/api/v1/describe", data={"image_id": image_id, "max_new_tokens": 2})
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == "shutting_down"
+            assert int(refused.headers["Retry-After"]) >= 1
+            assert httpx.get(f"{server.url}/api/v1/health").status_code == 200  # still alive while draining
+
+            while (event := json.loads(ws.recv(timeout=30)))["type"] == "token":
+                pass
+            stopped_after = time.monotonic() - signalled
+        assert event["type"] == "cancelled"
+        assert grace - 0.5 <= stopped_after <= grace + 2.0  # the grace was given, then the work was stopped
+        assert server.process.wait(timeout=15) == 0
+    log = server.log.read_text()
+    assert "shutting down" in log
+    assert "Traceback" not in log
