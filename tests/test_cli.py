@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
+import re
 import subprocess
 import sys
 import time
@@ -14,14 +14,8 @@ import httpx
 import pytest
 
 from imagesense.cli import main
+from live import free_port
 from support import image_bytes
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_serve_answers_over_real_http(tiny_checkpoint: Path) -> None:
@@ -95,3 +89,14 @@ def test_bench_smoke_runs_every_scenario(capsys: pytest.CaptureFixture[str]) -> 
         assert line in table
     for ratio in ("vs naive", "follow-up with history", "two at once", "service overhead", "per-layer output error"):
         assert ratio in table
+
+
+def test_bench_limits_smoke_run_measures_both(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["bench-limits", "--tiny"])
+    out = capsys.readouterr().out
+    freed = re.search(r"the slot was free (\d+\.\d+) s later .* the client got 'cancelled'", out)
+    assert freed is not None, out
+    assert float(freed.group(1)) < 5.0
+    answers = re.search(r"peak RSS growth (\d+) MB, answers (.*);", out)
+    assert answers is not None, out
+    assert answers.group(2) == "201×8"

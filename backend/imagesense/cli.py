@@ -1,4 +1,4 @@
-"""`imagesense` command line: serve, download, build-checkpoint, openapi, bench, bench-ocr."""
+"""`imagesense` command line: serve, download, build-checkpoint, openapi, bench, bench-limits, bench-ocr."""
 
 from __future__ import annotations
 
@@ -68,6 +68,12 @@ def bench(args: argparse.Namespace) -> None:
     run_bench(args.tiny, args.checkpoint, args.new_tokens, args.profiles, not args.skip_naive)
 
 
+def bench_limits(args: argparse.Namespace) -> None:
+    from imagesense.devtools.bench_limits import main as run_bench
+
+    run_bench(args.tiny, args.checkpoint)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="imagesense", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -99,6 +105,11 @@ def parser() -> argparse.ArgumentParser:
     speed.add_argument("--profiles", default="all", help="comma-separated quantization profiles, or all")
     speed.add_argument("--skip-naive", action="store_true", help="leave out the naive float32 pipeline")
     speed.set_defaults(func=bench)
+
+    limits = commands.add_parser("bench-limits", help="cancel inside prefill, and decoding hostile images")
+    limits.add_argument("--tiny", action="store_true", help="the tiny test checkpoint and small images: seconds")
+    limits.add_argument("--checkpoint", help="a checkpoint folder (default: random 2B weights, built once)")
+    limits.set_defaults(func=bench_limits)
 
     ocr = commands.add_parser("bench-ocr", help="latency and character error rate of each OCR engine")
     ocr.add_argument("--engines", default="fast", help="comma-separated: fast, vlm")

@@ -64,8 +64,9 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, field: str = "
         except (OSError, SyntaxError, ValueError) as exc:
             log.info("undecodable image: %r", exc)
             raise InvalidImage("the image is truncated or corrupt", field=field) from exc
-    upright = ImageOps.exif_transpose(image)
-    return DecodedImage(image=to_rgb(upright), format=_FORMATS[str(image.format)], byte_size=len(data))
+    api_format = _FORMATS[str(image.format)]
+    ImageOps.exif_transpose(image, in_place=True)  # upright; in place: no copy of a possibly huge image
+    return DecodedImage(image=to_rgb(image), format=api_format, byte_size=len(data))
 
 
 def _open(data: bytes, field: str) -> Image.Image:
@@ -103,9 +104,10 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in _ALPHA_MODES:
-        # Pasted on white through its own alpha: one RGB copy beside the decoded image, no RGBA ones.
+        # Pasted on white through its own alpha band: one RGB image beside the decoded one, no copies.
+        rgba = image if image.mode == "RGBA" else image.convert("RGBA")
         flat = Image.new("RGB", image.size, (255, 255, 255))
-        flat.paste(image.convert("RGB"), mask=image.getchannel("A") if "A" in image.getbands() else None)
+        flat.paste(rgba, mask=rgba)
         return flat
     return image.convert("RGB")
 
