@@ -210,3 +210,19 @@ def test_the_same_bad_input_gets_the_same_422_over_http_and_the_stream(
         assert message in http["message"], case
     else:
         assert message == http["message"], case
+
+
+def test_with_the_web_app_mounted_api_paths_never_fall_to_it(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<html>app</html>")
+    with service(tmp_path / "no-model", static_dir=tmp_path, fast_ocr=False) as client:
+        assert client.get("/some/route/of/the/app").text == "<html>app</html>"
+        wrong_method = client.get("/api/v1/ask")
+        assert wrong_method.status_code == 405
+        assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+        assert wrong_method.headers["allow"] == "POST"
+        assert client.put("/api/v1/images/" + "0" * 32).headers["allow"] == "DELETE, GET, HEAD"
+        for method in ("GET", "POST"):
+            missing = client.request(method, "/api/v1/no-such-thing")
+            assert missing.status_code == 404
+            assert missing.json()["error"]["code"] == "not_found"
+        assert client.post("/some/route/of/the/app").status_code == 405

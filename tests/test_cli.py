@@ -100,3 +100,23 @@ def test_bench_limits_smoke_run_measures_both(capsys: pytest.CaptureFixture[str]
     answers = re.search(r"peak RSS growth (\d+) MB, answers (.*);", out)
     assert answers is not None, out
     assert answers.group(2) == "201×8"
+
+
+def test_download_takes_the_revision_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    fetched: list[tuple[str, str | None]] = []
+
+    def snapshot_download(model: str, revision: str | None = None) -> str:
+        fetched.append((model, revision))
+        return "/cache/path"
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", snapshot_download)
+    monkeypatch.setenv("IMAGESENSE_MODEL", "Qwen/Qwen3-VL-2B-Instruct")
+    monkeypatch.setenv("IMAGESENSE_MODEL_REVISION", "v1.0")
+    main(["download"])
+    main(["download", "--revision", "main"])
+    main(["download", "--model", "Other/Model"])  # another model: the setting's revision is not its own
+    assert fetched == [
+        ("Qwen/Qwen3-VL-2B-Instruct", "v1.0"),
+        ("Qwen/Qwen3-VL-2B-Instruct", "main"),
+        ("Other/Model", None),
+    ]
