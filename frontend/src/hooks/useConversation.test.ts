@@ -1,4 +1,4 @@
-import { renderHook } from "@testing-library/react";
+import { act, renderHook } from "@testing-library/react";
 import { describeResult } from "../test/fixtures";
 import { useConversation } from "./useConversation";
 import { IDLE, type StreamState } from "./useStream";
@@ -14,8 +14,11 @@ function setup() {
 
 test("an answered question joins the conversation with its answer", () => {
   const hook = setup();
-  hook.result.current.asked("What is it?");
-  hook.rerender({ stream: running, selection: "a" });
+  act(() => {
+    // As in the app: the question is noted and the stream starts in one event handler.
+    hook.result.current.asked("What is it?");
+    hook.rerender({ stream: running, selection: "a" });
+  });
   expect(hook.result.current.pendingQuestion).toBe("What is it?");
   expect(hook.result.current.turns).toEqual([]);
   hook.rerender({ stream: done, selection: "a" });
@@ -28,8 +31,11 @@ test("an answered question joins the conversation with its answer", () => {
 
 test("a failed or stopped question leaves the conversation as it was", () => {
   const hook = setup();
-  hook.result.current.asked("What is it?");
-  hook.rerender({ stream: running, selection: "a" });
+  act(() => {
+    // As in the app: the question is noted and the stream starts in one event handler.
+    hook.result.current.asked("What is it?");
+    hook.rerender({ stream: running, selection: "a" });
+  });
   hook.rerender({ stream: { ...IDLE, status: "cancelled" }, selection: "a" });
   expect(hook.result.current.turns).toEqual([]);
   expect(hook.result.current.pendingQuestion).toBeNull();
@@ -37,12 +43,18 @@ test("a failed or stopped question leaves the conversation as it was", () => {
 
 test("a new selection starts a new conversation, but not in the middle of an answer", () => {
   const hook = setup();
-  hook.result.current.asked("What is it?");
-  hook.rerender({ stream: running, selection: "a" });
+  act(() => {
+    // As in the app: the question is noted and the stream starts in one event handler.
+    hook.result.current.asked("What is it?");
+    hook.rerender({ stream: running, selection: "a" });
+  });
   hook.rerender({ stream: done, selection: "a" });
   expect(hook.result.current.turns).toHaveLength(2);
-  hook.result.current.asked("And now?");
-  hook.rerender({ stream: running, selection: "b" });
+  act(() => {
+    // As in the app: the question is noted and the stream starts in one event handler.
+    hook.result.current.asked("And now?");
+    hook.rerender({ stream: running, selection: "b" });
+  });
   expect(hook.result.current.turns).toHaveLength(2); // still answering: kept
   hook.rerender({ stream: done, selection: "b" });
   expect(hook.result.current.turns).toEqual([]);
