@@ -1,6 +1,9 @@
 import { defineConfig } from "@playwright/test";
 
 const port = Number(process.env.E2E_PORT ?? 8765);
+/** A second backend that wants an API key, for the key prompt (e2e/keys.spec.ts). */
+export const keyedPort = port + 1;
+export const E2E_KEY = "e2e-key-0123456789abcdef";
 
 export default defineConfig({
   testDir: "e2e",
@@ -25,13 +28,24 @@ export default defineConfig({
       ],
     },
   },
-  webServer: {
-    // The real backend on the tiny random-weight Qwen3-VL checkpoint, serving the built app.
-    command: `bash e2e/serve.sh ${port}`,
-    url: `http://127.0.0.1:${port}/api/v1/ready`,
-    timeout: 180_000,
-    reuseExistingServer: false,
-    stdout: "ignore",
-    stderr: "pipe",
-  },
+  webServer: [
+    {
+      // The real backend on the tiny random-weight Qwen3-VL checkpoint, serving the built app.
+      command: `bash e2e/serve.sh ${port}`,
+      url: `http://127.0.0.1:${port}/api/v1/ready`,
+      timeout: 180_000,
+      reuseExistingServer: false,
+      stdout: "ignore",
+      stderr: "pipe",
+    },
+    {
+      command: `bash e2e/serve.sh ${keyedPort}`,
+      url: `http://127.0.0.1:${keyedPort}/api/v1/ready`,
+      env: { IMAGESENSE_API_KEYS: JSON.stringify([`e2e:${E2E_KEY}`]) },
+      timeout: 180_000,
+      reuseExistingServer: false,
+      stdout: "ignore",
+      stderr: "pipe",
+    },
+  ],
 });

@@ -46,7 +46,13 @@ EXACT = {"dtype": "float32", "quantization": "none"}
 
 @contextmanager
 def service(checkpoint: Path, **overrides: Any) -> Iterator[TestClient]:
-    options = {"warmup": False, "static_dir": Path("/nonexistent"), **EXACT, **overrides}
+    options = {
+        "warmup": False,
+        "static_dir": Path("/nonexistent"),
+        "allowed_hosts": ["testserver"],
+        **EXACT,
+        **overrides,
+    }
     settings = Settings(model=str(checkpoint), **options)
     with TestClient(create_app(settings)) as client:
         wait_ready(client)

@@ -215,8 +215,8 @@ def test_concurrency_never_exceeds_the_cap(client: TestClient) -> None:
 
 def test_http_client_that_disconnects_cancels_its_job(single: TestClient) -> None:
     service_: TaskService = single.app.state.service  # type: ignore[attr-defined]
-    image = service_.store.get(upload(single))
-    spec = TaskSpec("describe", [image], TaskOptions(max_new_tokens=LONG))
+    image = service_.store.get("addr:testclient", upload(single))  # TestClient's address, no keys
+    spec = TaskSpec("describe", [image], TaskOptions(max_new_tokens=LONG), client="addr:testclient")
     calls = {"n": 0}
 
     async def disconnects_after_a_while() -> bool:

@@ -6,8 +6,11 @@ import json
 import re
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from imagesense.main import max_request_bytes
 from imagesense.settings import Settings
+from support import service
 
 NGINX = Path(__file__).resolve().parents[1] / "frontend" / "nginx.conf"
 
@@ -22,3 +25,18 @@ def test_nginx_allows_exactly_the_backends_largest_request_and_answers_413_in_th
     assert error["code"] == "payload_too_large"
     assert str(limit) in error["message"]
     assert set(error) == {"code", "message", "field", "request_id"}
+
+
+def test_the_grafana_dashboard_shows_only_metrics_the_service_exports(tiny_checkpoint: Path) -> None:
+    dashboard = json.loads((NGINX.parents[1] / "deploy" / "grafana" / "imagesense.json").read_text())
+    used = {
+        re.sub(r"_(bucket|count|sum)$", "", name)
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"imagesense_\w+", target["expr"])
+    }
+    with service(tiny_checkpoint, fast_ocr=False) as client:
+        exported = {family.name for family in text_string_to_metric_families(client.get("/metrics").text)}
+    exported |= {f"{name}_total" for name in exported}  # counters are exported by their base name
+    assert used
+    assert used <= exported, used - exported

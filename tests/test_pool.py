@@ -222,3 +222,30 @@ async def test_awaiting_task_cancelled_cancels_the_job(pool: WorkerPool) -> None
     waiter.cancel()
     await wait_for(lambda: pool.stats().active == 0)
     assert job.cancel_requested.is_set()
+
+
+async def test_the_queue_serves_clients_in_turn_and_bounds_each_clients_share() -> None:
+    """A burst from one client can't push another out: the second client's job starts before the first
+    client's burst is done, and one client holds at most its share of the queue."""
+    fair = WorkerPool(max_concurrency=1, queue_size=8, timeout_s=30, max_queued_per_client=3)
+    order: list[str] = []
+    gate = threading.Event()
+
+    def work(name: str) -> Callable[[JobContext], str]:
+        def run(_context: JobContext) -> str:
+            gate.wait(5)
+            order.append(name)
+            return name
+
+        return run
+
+    burst = [fair.submit(work(f"a{i}"), client="alice") for i in range(4)]  # one runs, three wait
+    with pytest.raises(QueueFull, match="limit per client is 3"):
+        fair.submit(work("a4"), client="alice")
+    late = fair.submit(work("b0"), client="bob")
+    first_event = await asyncio.wait_for(anext(late.events()), 1)
+    assert first_event == Queued(2)  # after alice's first waiting job, before her others
+    gate.set()
+    await asyncio.gather(*(job.result() for job in [*burst, late]))
+    assert order == ["a0", "a1", "b0", "a2", "a3"]
+    await asyncio.to_thread(fair.shutdown)

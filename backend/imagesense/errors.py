@@ -45,6 +45,18 @@ class InvalidImage(ApiError):
     status, code = 400, "invalid_image"
 
 
+class BadHost(ApiError):
+    status, code = 400, "bad_host"
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+
 class NotFound(ApiError):
     status, code = 404, "not_found"
 

@@ -88,8 +88,9 @@ class JobContext:
 
 
 class Job(Generic[T]):
-    def __init__(self, job_id: int, work: Callable[[JobContext], T], deadline: float) -> None:
+    def __init__(self, job_id: int, work: Callable[[JobContext], T], deadline: float, client: str = "") -> None:
         self.id = job_id
+        self.client = client  # whose job: the queue serves clients in turn
         self.work = work
         self.created = time.monotonic()
         self.deadline = deadline  # time.monotonic() by which it must be done, queue time included

@@ -11,11 +11,14 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from imagesense import __version__
 from imagesense.api import api_router
+from imagesense.api.metrics import router as metrics_router
 from imagesense.api.openapi import add_stream_schemas
+from imagesense.auth import ApiKeys
 from imagesense.engines import fast_ocr_runtime, thread_share, vlm_runtime
 from imagesense.errors import install_error_handlers
 from imagesense.logs import configure_logging
-from imagesense.middleware import BodyLimit, RequestIds
+from imagesense.metrics import Metrics
+from imagesense.middleware import BodyLimit, BrowserGuard, HttpMetrics, RequestIds
 from imagesense.pool import WorkerPool
 from imagesense.service import Engines, TaskService
 from imagesense.settings import Settings
@@ -31,7 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        vlm_pool = WorkerPool(settings.max_concurrency, settings.queue_size, settings.job_timeout_s, name="vlm")
+        per_client = settings.max_queued_per_client
+        vlm_pool = WorkerPool(settings.max_concurrency, settings.queue_size, settings.job_timeout_s, per_client, "vlm")
         engines = Engines(
             # Each generation takes its share of the cores of the moment: all alone, half each when two run.
             vlm=vlm_runtime(settings, thread_share(settings, lambda: vlm_pool.active)),
@@ -39,11 +43,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             vlm_pool=vlm_pool,
             # Fast OCR has a pool of its own: a one-second read must not wait behind minute-long generations.
             ocr_pool=WorkerPool(
-                settings.fast_ocr_concurrency, settings.fast_ocr_queue_size, settings.job_timeout_s, name="fast-ocr"
+                settings.fast_ocr_concurrency,
+                settings.fast_ocr_queue_size,
+                settings.job_timeout_s,
+                per_client,
+                "fast-ocr",
             ),
         )
         store = ImageStore(settings.store_max_images, settings.store_max_bytes)
-        app.state.service = TaskService(settings, store, engines)
+        app.state.service = service = TaskService(settings, store, engines, app.state.metrics)
+        app.state.metrics.watch(service.live_state())
         engines.fast_ocr.start_loading()
         engines.vlm.start_loading()
         try:
@@ -60,12 +69,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"])
+    app.state.keys = keys = ApiKeys.from_settings(settings)  # at start: a missing key file fails now
+    app.state.metrics = Metrics()  # the app's own registry, not prometheus-client's global one
     app.add_middleware(BodyLimit, max_bytes=max_request_bytes(settings))
+    app.add_middleware(
+        BrowserGuard, allowed_hosts=allowed_hosts(settings), origins=settings.cors_origins, keys_enabled=keys.enabled
+    )
+    app.add_middleware(HttpMetrics, metrics=app.state.metrics)
     app.add_middleware(RequestIds)  # outermost: every response, error or not, carries the request id
     app.include_router(api_router)
+    app.include_router(metrics_router)
     add_stream_schemas(app)
     mount_spa(app, settings.static_dir)
     return app
+
+
+def allowed_hosts(settings: Settings) -> list[str]:
+    """IMAGESENSE_ALLOWED_HOSTS, or the loopback names and the bound address."""
+    if settings.allowed_hosts:
+        return settings.allowed_hosts
+    bound = [] if settings.host in ("0.0.0.0", "::") else [settings.host]
+    return ["localhost", "127.0.0.1", "::1", *bound]
 
 
 def max_request_bytes(settings: Settings) -> int:

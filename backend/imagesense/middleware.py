@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
+from urllib.parse import urlsplit
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from imagesense.errors import InternalError, PayloadTooLarge, error_response
+from imagesense.errors import ApiError, BadHost, Forbidden, InternalError, PayloadTooLarge, error_response
 from imagesense.logs import request_id
+from imagesense.metrics import Metrics
 
 log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "x-request-id"
@@ -83,3 +86,90 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+class BrowserGuard:
+    """What a web page in the user's browser may not do to a service it can reach:
+
+    - name a Host the service does not answer to (DNS rebinding: a foreign site's name resolving to this
+      server) — 400;
+    - open the stream from another origin (WebSockets are outside CORS) — 403;
+    - send a state-changing request from another site while keys are off (a simple multipart POST needs
+      no CORS preflight) — 403. With keys on, such a request can't carry the key.
+
+    Requests without an Origin (curl, SDKs, servers) are not browsers' and pass.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: list[str], origins: list[str], keys_enabled: bool) -> None:
+        self.app = app
+        self.any_host = "*" in allowed_hosts
+        self.allowed_hosts = {host.lower().strip("[]") for host in allowed_hosts}
+        self.origins = {origin.rstrip("/") for origin in origins}
+        self.keys_enabled = keys_enabled
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        host = headers.get("host", "")
+        if not self.any_host and _host_name(host) not in self.allowed_hosts:
+            error: ApiError = BadHost(f"this service does not answer to the host {_host_name(host)!r}")
+            await _answer(error, scope, receive, send)
+            return
+        if self._foreign(headers, host) and (scope["type"] == "websocket" or self._changes_state(scope)):
+            await _answer(Forbidden("requests from another site's pages are refused"), scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _foreign(self, headers: dict[str, str], host: str) -> bool:
+        origin = headers.get("origin", "").rstrip("/")
+        if origin and origin != "null":
+            return urlsplit(origin).netloc.lower() != host.lower() and origin not in self.origins
+        return headers.get("sec-fetch-site") == "cross-site"
+
+    def _changes_state(self, scope: Scope) -> bool:
+        return not self.keys_enabled and scope["method"] not in ("GET", "HEAD", "OPTIONS")
+
+
+def _host_name(host: str) -> str:
+    """The name in a Host header, without its port: "[::1]:8000" -> "::1", "localhost:8000" -> "localhost"."""
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0].lower()
+    return host.rsplit(":", 1)[0].lower() if host.count(":") == 1 else host.lower()
+
+
+async def _answer(error: ApiError, scope: Scope, receive: Receive, send: Send) -> None:
+    """An HTTP error response, also in place of a WebSocket upgrade where the server can send one."""
+    if scope["type"] == "http" or "websocket.http.response" in scope.get("extensions", {}):
+        await error_response(error)(scope, receive, send)
+    else:
+        await send({"type": "websocket.close", "code": 1008, "reason": error.code})
+
+
+class HttpMetrics:
+    """Counts HTTP requests by method, route template (never the raw path: ids would explode the series)
+    and status, and times them."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began, status = time.perf_counter(), 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.http.labels(scope["method"], route, str(status)).inc()
+            self.metrics.http_seconds.labels(scope["method"], route).observe(time.perf_counter() - began)

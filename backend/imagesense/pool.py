@@ -1,7 +1,9 @@
 """A bounded worker pool for blocking model work, consumed from asyncio.
 
 At most ``max_concurrency`` jobs run at once, each on one of the pool's own threads (never the event loop
-or the default threadpool); up to ``queue_size`` more wait, and the next one is refused (QueueFull). Every
+or the default threadpool); up to ``queue_size`` more wait, at most ``max_queued_per_client`` of them one
+client's, and the next one is refused (QueueFull). Waiting jobs are served round-robin across clients, so
+one client's burst never pushes the others back: each client's next job comes in turn. Every
 job knows its queue position, can be cancelled while waiting or running, and has a deadline that covers
 its time in the queue: at the deadline the pool drops a waiting job, or settles a running one at once and
 asks it to stop. Every path frees the slot. Events (queue position, start, output) reach the async side
@@ -41,13 +43,21 @@ class PoolCounts:
 
 
 class WorkerPool:
-    def __init__(self, max_concurrency: int, queue_size: int, timeout_s: float, name: str = "worker") -> None:
+    def __init__(
+        self,
+        max_concurrency: int,
+        queue_size: int,
+        timeout_s: float,
+        max_queued_per_client: int | None = None,
+        name: str = "worker",
+    ) -> None:
         self.max_concurrency = max_concurrency
         self.queue_size = queue_size
         self.timeout_s = timeout_s
+        self.max_queued_per_client = max_queued_per_client or max(1, queue_size)
         self._cond = threading.Condition()
         self._ready: deque[Job[object]] = deque()  # given a slot, about to run
-        self._waiting: deque[Job[object]] = deque()  # waiting for a slot
+        self._waiting = FairQueue()  # waiting for a slot, per client
         self._running: set[Job[object]] = set()
         self._slots_taken = 0
         self._counts = {"completed": 0, "failed": 0, "cancelled": 0, "timed_out": 0, "peak_active": 0}
@@ -60,10 +70,11 @@ class WorkerPool:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, work: Callable[[JobContext], T], deadline: float | None = None) -> Job[T]:
-        """Queue ``work``, due by ``deadline`` (``time.monotonic()``; default: now + the pool's timeout).
-        Raises QueueFull when every slot and queue place is taken, PoolClosed once shutting down."""
-        job: Job[T] = Job(next(self._ids), work, deadline or time.monotonic() + self.timeout_s)
+    def submit(self, work: Callable[[JobContext], T], deadline: float | None = None, client: str = "") -> Job[T]:
+        """Queue ``client``'s ``work``, due by ``deadline`` (``time.monotonic()``; default: now + the pool's
+        timeout). Raises QueueFull when the queue, or the client's share of it, is full; PoolClosed once
+        shutting down."""
+        job: Job[T] = Job(next(self._ids), work, deadline or time.monotonic() + self.timeout_s, client)
         job._on_cancel = self._cancel  # type: ignore[assignment]
         generic_job: Job[object] = job  # type: ignore[assignment]
         with self._cond:
@@ -71,9 +82,15 @@ class WorkerPool:
                 raise PoolClosed("the service is shutting down; retry on another instance or shortly", 5)
             if self._slots_taken < self.max_concurrency:
                 self._take_slot(generic_job)
+            elif self._waiting.count(client) >= self.max_queued_per_client and len(self._waiting) < self.queue_size:
+                raise QueueFull(
+                    f"{self._waiting.count(client)} of your requests are waiting already (the limit per client "
+                    f"is {self.max_queued_per_client}); retry when one has started",
+                    retry_after_s=self._retry_after_s(),
+                )
             elif len(self._waiting) < self.queue_size:
                 self._waiting.append(generic_job)
-                job.publish(Queued(len(self._waiting)))
+                self._publish_positions()
             else:
                 raise QueueFull(
                     f"{self._slots_taken} requests are running and {len(self._waiting)} waiting "
@@ -116,7 +133,7 @@ class WorkerPool:
         return True
 
     def _publish_positions(self) -> None:
-        for position, job in enumerate(self._waiting, start=1):
+        for position, job in enumerate(self._waiting.in_turn(), start=1):
             job.publish(Queued(position))
 
     def _worker(self) -> None:
@@ -164,7 +181,7 @@ class WorkerPool:
             self._running.discard(job)
             self._slots_taken -= 1
             if self._waiting:
-                self._take_slot(self._waiting.popleft())
+                self._take_slot(self._waiting.pop_next())
                 self._publish_positions()
             self._cond.notify_all()  # wakes drain() as well as idle workers
 
@@ -207,10 +224,54 @@ class WorkerPool:
         threads; running work stops at its next check (a layer or a token)."""
         with self._cond:
             self._closed = True
-            stopping = list(self._waiting) + list(self._ready) + list(self._running)
+            stopping = self._waiting.in_turn() + list(self._ready) + list(self._running)
             self._cond.notify_all()
         for job in stopping:
             job.stopped_by_shutdown = True
             job.cancel()
         for thread in self._threads:
             thread.join(timeout=join_s)
+
+
+class FairQueue:
+    """Waiting jobs by client, served in turn: the next job is the oldest of the client whose turn it is,
+    and that client goes to the back of the line. Not thread-safe: the pool holds its lock."""
+
+    def __init__(self) -> None:
+        self._by_client: dict[str, deque[Job[object]]] = {}  # in turn order: the first client is next
+
+    def append(self, job: Job[object]) -> None:
+        self._by_client.setdefault(job.client, deque()).append(job)
+
+    def pop_next(self) -> Job[object]:
+        client = next(iter(self._by_client))
+        jobs = self._by_client.pop(client)
+        job = jobs.popleft()
+        if jobs:
+            self._by_client[client] = jobs  # back of the line
+        return job
+
+    def remove(self, job: Job[object]) -> None:
+        jobs = self._by_client[job.client]
+        jobs.remove(job)
+        if not jobs:
+            del self._by_client[job.client]
+
+    def count(self, client: str) -> int:
+        return len(self._by_client.get(client, ()))
+
+    def in_turn(self) -> list[Job[object]]:
+        """Every waiting job in the order it will start: the first of each client, then the second..."""
+        queues = list(self._by_client.values())
+        return [
+            queue[rank] for rank in range(max(map(len, queues), default=0)) for queue in queues if rank < len(queue)
+        ]
+
+    def __contains__(self, job: Job[object]) -> bool:
+        return job in self._by_client.get(job.client, ())
+
+    def __len__(self) -> int:
+        return sum(map(len, self._by_client.values()))
+
+    def __bool__(self) -> bool:
+        return bool(self._by_client)

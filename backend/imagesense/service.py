@@ -20,6 +20,7 @@ from imagesense.estimates import FAST_OCR_SECONDS, CostModel
 from imagesense.handles import FallbackHandle, TaskHandle
 from imagesense.images import decode_image, fit_to_budget
 from imagesense.jobs import Job, JobCancelled, JobContext
+from imagesense.metrics import LiveState, Metrics, PoolLoad
 from imagesense.ocr.results import fast_image_usage, fast_ocr_result, ocr_needs_fallback
 from imagesense.pool import WorkerPool
 from imagesense.prompts import build_messages
@@ -40,6 +41,7 @@ class TaskSpec:
     options: TaskOptions
     question: str | None = None
     history: list[Turn] = field(default_factory=list)
+    client: str = ""  # who asked (a key, or an address): the queue serves clients in turn
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,9 @@ class Engines:
 
 
 class TaskService:
-    def __init__(self, settings: Settings, store: ImageStore, engines: Engines) -> None:
+    def __init__(self, settings: Settings, store: ImageStore, engines: Engines, metrics: Metrics) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.store = store
         self.engines = engines
         self.costs = CostModel()
@@ -67,9 +70,9 @@ class TaskService:
         self._decoding = asyncio.Semaphore(DECODES_AT_ONCE)
         self.shutting_down = False
 
-    async def upload(self, data: bytes, field: str = "file") -> StoredImage:
+    async def upload(self, owner: str, data: bytes, field: str = "file") -> StoredImage:
         image_id = content_id(data)
-        if (known := self.store.peek(image_id)) is not None:
+        if (known := self.store.peek(owner, image_id)) is not None:
             return known
         async with self._decoding:
             decoded = await asyncio.to_thread(
@@ -79,10 +82,10 @@ class TaskService:
                 max_pixels=self.settings.max_image_pixels,
                 field=field,
             )
-        return self.store.put(image_id, decoded)
+        return self.store.put(owner, image_id, decoded)
 
-    def resolve(self, image_ids: Sequence[str], field: str = "image_ids") -> list[StoredImage]:
-        return [self.store.get(image_id, field=field) for image_id in image_ids]
+    def resolve(self, owner: str, image_ids: Sequence[str], field: str = "image_ids") -> list[StoredImage]:
+        return [self.store.get(owner, image_id, field=field) for image_id in image_ids]
 
     def check_image_count(self, count: int, field: str) -> None:
         limit = self.settings.max_images_per_request
@@ -102,7 +105,7 @@ class TaskService:
         """Validate and queue a task; raises 4xx errors, 429 when full, 503 when no engine can do it.
         Every task's outcome is logged in one line when it ends."""
         handle = self._submit(spec)
-        log_outcome(spec.task, handle)
+        log_outcome(spec.task, handle, self.metrics)
         return handle
 
     def _submit(self, spec: TaskSpec) -> TaskHandle[AnyTaskResult]:
@@ -169,7 +172,7 @@ class TaskService:
             context.emit(result.text)  # the whole text at once: a streaming client assembles the same
             return result
 
-        return self.engines.ocr_pool.submit(work)
+        return self.engines.ocr_pool.submit(work, client=spec.client)
 
     def _submit_vlm(self, spec: TaskSpec, task_budgets: Budgets, deadline: float | None = None) -> Job[AnyTaskResult]:
         messages = build_messages(
@@ -188,7 +191,7 @@ class TaskService:
                 temperature=spec.options.temperature,
                 top_p=spec.options.top_p,
                 repetition_guard=self.settings.repetition_guard,
-                image_keys=tuple(item.image_id for item in spec.images),
+                image_keys=tuple(item.scoped_id for item in spec.images),  # one client's prefixes are its own
                 max_prompt_tokens=self.settings.max_prompt_tokens,
             )
             try:
@@ -204,7 +207,7 @@ class TaskService:
                 )  # fmt: skip
             return generation_result(spec.task, spec.images, output, engine.info.model, budget, min_pixels, context)
 
-        return self.engines.vlm_pool.submit(work, deadline)
+        return self.engines.vlm_pool.submit(work, deadline, spec.client)
 
     async def complete(self, spec: TaskSpec, is_disconnected: Callable[[], Awaitable[bool]]) -> AnyTaskResult:
         """Run a task to its result for an HTTP client; a client that disconnects cancels it."""
@@ -218,6 +221,18 @@ class TaskService:
             raise ClientGone("the client closed the request") from None
         finally:
             watcher.cancel()
+
+    def live_state(self) -> LiveState:
+        """What /metrics reads at each scrape."""
+        pools = {"vlm": self.engines.vlm_pool, "fast_ocr": self.engines.ocr_pool}
+
+        def loads() -> dict[str, PoolLoad]:
+            return {name: PoolLoad(pool.stats().active, pool.stats().queued) for name, pool in pools.items()}
+
+        def ready() -> dict[str, bool]:
+            return {"vlm": self.engines.vlm.ready, "fast_ocr": self.engines.fast_ocr.ready}
+
+        return LiveState(loads, ready)
 
     def shut_down(self, grace_s: float) -> None:
         """Blocking (run it off the event loop): take no new work, give what is queued or running

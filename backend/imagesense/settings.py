@@ -17,7 +17,7 @@ DEFAULT_STATIC_DIR = Path(__file__).resolve().parents[2] / "frontend" / "dist"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="IMAGESENSE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="IMAGESENSE_", env_file=".env", extra="ignore", env_ignore_empty=True)
 
     # --- model -------------------------------------------------------------------------------------
     model: str = Field(
@@ -131,5 +131,27 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text or as JSON objects.")
     cors_origins: list[str] = Field(
-        default_factory=list, description="Origins allowed to call the API from a browser (JSON list)."
+        default_factory=list,
+        description="Other origins allowed to call the API from a browser, the stream included (JSON list).",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description='Host names the service answers to (JSON list; ["*"] for any): a request naming another '
+        "Host gets 400 (DNS rebinding). Empty: localhost, 127.0.0.1, ::1 and IMAGESENSE_HOST.",
+    )
+
+    # --- access --------------------------------------------------------------------------------------
+    api_keys: list[str] = Field(
+        default_factory=list,
+        description='API keys (JSON list of "key" or "name:key"); when any is set, every /api/v1 route '
+        "but /health and /ready needs Authorization: Bearer <key>. Empty: no keys (a local single user).",
+    )
+    api_keys_file: Path | None = Field(
+        None, description='A file with one key per line ("key" or "name:key"; # starts a comment).'
+    )
+    metrics_key: str | None = Field(
+        None, min_length=16, description="A key for /metrics alone (a Prometheus scraper); API keys work too."
+    )
+    max_queued_per_client: int = Field(
+        4, ge=1, le=1024, description="Jobs one client (key, or address without keys) may have waiting; more get 429."
     )

@@ -1,5 +1,5 @@
-"""One log line per task when it ends, whatever the ending: what ran, on what, how long, how it ended.
-A crash gets its traceback. The request id comes with the record (see logs.py)."""
+"""One log line, and the metrics, per task when it ends, whatever the ending: what ran, on what, how
+long, how it ended. A crash gets its traceback. The request id comes with the record (see logs.py)."""
 
 from __future__ import annotations
 
@@ -9,33 +9,37 @@ import logging
 from imagesense.errors import api_error_from
 from imagesense.handles import TaskHandle
 from imagesense.jobs import JobCancelled
+from imagesense.metrics import Metrics
 from imagesense.schemas.tasks import AnyTaskResult, OcrResult, TaskName
 
 log = logging.getLogger("imagesense.task")
 _watchers: set[asyncio.Task[None]] = set()  # strong references until each line is written
 
 
-def log_outcome(task: TaskName, handle: TaskHandle[AnyTaskResult]) -> None:
-    watcher = asyncio.create_task(_log_when_done(task, handle))
+def log_outcome(task: TaskName, handle: TaskHandle[AnyTaskResult], metrics: Metrics) -> None:
+    watcher = asyncio.create_task(_log_when_done(task, handle, metrics))
     _watchers.add(watcher)
     watcher.add_done_callback(_watchers.discard)
 
 
-async def _log_when_done(task: TaskName, handle: TaskHandle[AnyTaskResult]) -> None:
+async def _log_when_done(task: TaskName, handle: TaskHandle[AnyTaskResult], metrics: Metrics) -> None:
     try:
         result = await handle.result()
     except JobCancelled as cancelled:
+        metrics.task_ended(task, "-", "cancelled")
         log.info(
             "task %s cancelled", task, extra={"task": task, "status": "cancelled", "by_shutdown": cancelled.by_shutdown}
         )
         return
     except Exception as exc:
         error = api_error_from(exc)
+        metrics.task_ended(task, "-", error.status if error else 500)
         if error is None:
             log.error("task %s crashed", task, exc_info=exc, extra={"task": task, "status": 500})
         else:
             log.info("task %s failed: %s", task, error.message, extra={"task": task, "status": error.status})
         return
+    metrics.task_done(task, result)
     fields = {
         "task": task,
         "status": 200,

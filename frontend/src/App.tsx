@@ -13,6 +13,8 @@ import { DEFAULT_OPTIONS, OptionsBar, toTaskOptions, type Options } from "./comp
 import { ReadyBadge } from "./components/ReadyBadge";
 import { StatusLine } from "./components/StatusLine";
 import { TaskTabs } from "./components/TaskTabs";
+import { KeyPrompt } from "./components/KeyPrompt";
+import { useApiKey } from "./hooks/useApiKey";
 import { useConversation } from "./hooks/useConversation";
 import { useImages } from "./hooks/useImages";
 import { useReadiness } from "./hooks/useReadiness";
@@ -22,6 +24,7 @@ import { useI18n } from "./i18n/I18nContext";
 export function App({ createSocket }: { createSocket?: SocketFactory }) {
   const { t } = useI18n();
   const readiness = useReadiness();
+  const key = useApiKey();
   const { images, selected, add, remove, toggle } = useImages();
   const stream = useStream(createSocket);
   const [task, setTask] = useState<TaskName>("ocr");
@@ -68,6 +71,7 @@ export function App({ createSocket }: { createSocket?: SocketFactory }) {
           <LanguageSwitch />
         </div>
       </header>
+      <KeyPrompt state={key.state} onSubmit={(value) => void key.submit(value)} />
       <main className="layout">
         <section className="tray" aria-label="images">
           <DropZone onFiles={(files) => void add(files)} />

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 
-from imagesense.api.deps import ERROR_RESPONSES, FilesField, ImageIdsField, ServiceDep, many_images
+from imagesense.api.deps import ERROR_RESPONSES, ClientDep, FilesField, ImageIdsField, ServiceDep, many_images
 from imagesense.api.forms import HISTORY_DESCRIPTION, ask_options, parse_history
 from imagesense.schemas.tasks import Question, TaskOptions, TaskResult
 from imagesense.service import TaskSpec
@@ -16,6 +16,7 @@ router = APIRouter(tags=["tasks"], responses=ERROR_RESPONSES)
 async def ask(
     request: Request,
     service: ServiceDep,
+    client: ClientDep,
     question: Annotated[Question, Form(description="The question about the images.")],
     options: Annotated[TaskOptions, Depends(ask_options)],
     files: FilesField = None,
@@ -23,6 +24,6 @@ async def ask(
     history: Annotated[str | None, Form(description=HISTORY_DESCRIPTION)] = None,
 ) -> TaskResult:
     turns = parse_history(history)
-    images = await many_images(service, files, image_ids)
-    spec = TaskSpec("ask", images, options, question=question, history=turns)
+    images = await many_images(service, client, files, image_ids)
+    spec = TaskSpec("ask", images, options, question=question, history=turns, client=client.owner)
     return await service.complete(spec, request.is_disconnected)

@@ -1,10 +1,12 @@
-"""Dependencies: the objects built in the lifespan, and the image fields tasks share."""
+"""Dependencies: the objects built in the lifespan, the caller, and the image fields tasks share."""
 
 from typing import Annotated
 
 from fastapi import Depends, File, Form, UploadFile
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
+from imagesense.auth import ApiKeys, Client
 from imagesense.errors import ValidationFailed
 from imagesense.schemas.errors import ErrorResponse
 from imagesense.service import TaskService
@@ -16,7 +18,39 @@ def get_service(connection: HTTPConnection) -> TaskService:
     return service
 
 
+def get_keys(connection: HTTPConnection) -> ApiKeys:
+    keys: ApiKeys = connection.app.state.keys
+    return keys
+
+
 ServiceDep = Annotated[TaskService, Depends(get_service)]
+# Declares the scheme in the OpenAPI spec, so generated clients send the key.
+_BEARER = HTTPBearer(auto_error=False, description="An API key, when the server has them (IMAGESENSE_API_KEYS).")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+
+
+def address_of(connection: HTTPConnection) -> str:
+    return connection.client.host if connection.client else "unknown"
+
+
+def authenticate(
+    connection: HTTPConnection, keys: Annotated[ApiKeys, Depends(get_keys)], credentials: Credentials
+) -> Client:
+    """The caller; 401 without a right key when the server has keys."""
+    presented = credentials.credentials if credentials else None
+    client = keys.client(presented, address_of(connection))
+    assert client is not None  # required: a missing key raised
+    return client
+
+
+def identify(
+    connection: HTTPConnection, keys: Annotated[ApiKeys, Depends(get_keys)], credentials: Credentials
+) -> Client | None:
+    """The caller if a right key (or none needed); None for anyone else, for routes open to all."""
+    return keys.client(credentials.credentials if credentials else None, address_of(connection), required=False)
+
+
+ClientDep = Annotated[Client, Depends(authenticate)]
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
@@ -27,10 +61,10 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
 ERROR_RESPONSES = error_responses(400, 404, 413, 415, 422, 429, 503, 504)
 
 
-async def read_upload(service: TaskService, upload: UploadFile, field: str) -> StoredImage:
+async def read_upload(service: TaskService, client: Client, upload: UploadFile, field: str) -> StoredImage:
     # Read one byte past the limit: enough to refuse an oversize file without holding all of it.
     data = await upload.read(service.settings.max_upload_bytes + 1)
-    return await service.upload(data, field=field)
+    return await service.upload(client.owner, data, field=field)
 
 
 FileField = Annotated[UploadFile | None, File(description="The image file (JPEG, PNG, WebP, GIF, BMP, TIFF).")]
@@ -40,19 +74,22 @@ ImageIdsField = Annotated[list[str] | None, Form(description="Ids of uploaded im
 
 
 async def many_images(
-    service: TaskService, files: list[UploadFile] | None, image_ids: list[str] | None
+    service: TaskService, client: Client, files: list[UploadFile] | None, image_ids: list[str] | None
 ) -> list[StoredImage]:
     """The images of an ask or estimate request: stored ids first, then uploads, within the limit."""
     uploads, ids = files or [], image_ids or []
     service.check_image_count(len(uploads) + len(ids), "files" if uploads else "image_ids")
-    return service.resolve(ids) + [await read_upload(service, upload, "files") for upload in uploads]
+    stored = service.resolve(client.owner, ids)
+    return stored + [await read_upload(service, client, upload, "files") for upload in uploads]
 
 
-async def single_image(service: TaskService, file: UploadFile | None, image_id: str | None) -> StoredImage:
+async def single_image(
+    service: TaskService, client: Client, file: UploadFile | None, image_id: str | None
+) -> StoredImage:
     """The one image of an OCR or describe request: an upload or a stored id, not both."""
     if (file is None) == (image_id is None):
         raise ValidationFailed("send exactly one of `file` or `image_id`", field="file")
     if file is not None:
-        return await read_upload(service, file, "file")
+        return await read_upload(service, client, file, "file")
     assert image_id is not None
-    return service.store.get(image_id, field="image_id")
+    return service.store.get(client.owner, image_id, field="image_id")

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Request
 
 from imagesense.api.deps import (
     ERROR_RESPONSES,
+    ClientDep,
     FileField,
     ImageIdField,
     ServiceDep,
@@ -22,9 +23,10 @@ router = APIRouter(tags=["tasks"], responses=ERROR_RESPONSES)
 async def describe(
     request: Request,
     service: ServiceDep,
+    client: ClientDep,
     options: Annotated[TaskOptions, Depends(describe_options)],
     file: FileField = None,
     image_id: ImageIdField = None,
 ) -> TaskResult:
-    image = await single_image(service, file, image_id)
-    return await service.complete(TaskSpec("describe", [image], options), request.is_disconnected)
+    image = await single_image(service, client, file, image_id)
+    return await service.complete(TaskSpec("describe", [image], options, client=client.owner), request.is_disconnected)

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form
 
-from imagesense.api.deps import FilesField, ImageIdsField, ServiceDep, error_responses, many_images
+from imagesense.api.deps import ClientDep, FilesField, ImageIdsField, ServiceDep, error_responses, many_images
 from imagesense.api.forms import HISTORY_DESCRIPTION, estimate_options, parse_history
 from imagesense.schemas.tasks import Estimate, Question, TaskName, TaskOptions
 from imagesense.service import TaskSpec
@@ -15,6 +15,7 @@ router = APIRouter(tags=["tasks"], responses=error_responses(400, 404, 413, 415,
 @router.post("/estimate")
 async def estimate(
     service: ServiceDep,
+    client: ClientDep,
     task: Annotated[TaskName, Form()],
     options: Annotated[TaskOptions, Depends(estimate_options)],
     files: FilesField = None,
@@ -22,6 +23,6 @@ async def estimate(
     question: Annotated[Question | None, Form(description="ask: the question.")] = None,
     history: Annotated[str | None, Form(description=HISTORY_DESCRIPTION)] = None,
 ) -> Estimate:
-    images = await many_images(service, files, image_ids)
-    spec = TaskSpec(task, images, options, question=question, history=parse_history(history))
+    images = await many_images(service, client, files, image_ids)
+    spec = TaskSpec(task, images, options, question=question, history=parse_history(history), client=client.owner)
     return service.estimate(spec)

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Response, UploadFile
 
-from imagesense.api.deps import ServiceDep, error_responses, read_upload
+from imagesense.api.deps import ClientDep, ServiceDep, error_responses, read_upload
 from imagesense.schemas.images import ImageInfo
 from imagesense.store import StoredImage
 
@@ -23,17 +23,18 @@ def image_info(item: StoredImage) -> ImageInfo:
 
 
 @router.post("", status_code=201, responses=error_responses(400, 413, 415, 422))
-async def upload_image(service: ServiceDep, file: Annotated[UploadFile, File()]) -> ImageInfo:
-    """Store an image; the same bytes always get the same id."""
-    return image_info(await read_upload(service, file, "file"))
+async def upload_image(service: ServiceDep, client: ClientDep, file: Annotated[UploadFile, File()]) -> ImageInfo:
+    """Store an image; the same bytes always get the same id. Only the client (key) that uploaded it can
+    use, see or delete it."""
+    return image_info(await read_upload(service, client, file, "file"))
 
 
 @router.get("/{image_id}", responses=error_responses(404, 422))
-async def get_image(service: ServiceDep, image_id: str) -> ImageInfo:
-    return image_info(service.store.get(image_id))
+async def get_image(service: ServiceDep, client: ClientDep, image_id: str) -> ImageInfo:
+    return image_info(service.store.get(client.owner, image_id))
 
 
 @router.delete("/{image_id}", status_code=204, responses=error_responses(404, 422))
-async def delete_image(service: ServiceDep, image_id: str) -> Response:
-    service.store.delete(image_id)
+async def delete_image(service: ServiceDep, client: ClientDep, image_id: str) -> Response:
+    service.store.delete(client.owner, image_id)
     return Response(status_code=204)

@@ -14,8 +14,9 @@ import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ValidationError
 
-from imagesense.api.deps import get_service
-from imagesense.errors import ApiError, ValidationFailed, api_error_from, validation_error_from
+from imagesense.api.deps import address_of, get_keys, get_service
+from imagesense.auth import SUBPROTOCOL, Client, bearer_token, subprotocol_token
+from imagesense.errors import ApiError, ValidationFailed, api_error_from, error_response, validation_error_from
 from imagesense.handles import TaskHandle
 from imagesense.jobs import JobCancelled, Output, Queued, Reset, Started
 from imagesense.logs import request_id
@@ -45,9 +46,10 @@ def error_event(error: ApiError) -> ErrorEvent:
 
 
 class StreamSession:
-    def __init__(self, websocket: WebSocket, service: TaskService) -> None:
+    def __init__(self, websocket: WebSocket, service: TaskService, client: Client) -> None:
         self.websocket = websocket
         self.service = service
+        self.client = client
         self.task: TaskHandle[AnyTaskResult] | None = None
         self.runner: asyncio.Task[None] | None = None
 
@@ -91,10 +93,11 @@ class StreamSession:
         try:
             spec = TaskSpec(
                 message.task,
-                self.service.resolve(message.image_ids),
+                self.service.resolve(self.client.owner, message.image_ids),
                 message.options,
                 question=message.question,
                 history=message.history,
+                client=self.client.owner,
             )
             self.task = self.service.submit(spec)
         except Exception as exc:  # noqa: BLE001 - known errors become events; anything else is a bug, logged
@@ -134,5 +137,24 @@ class StreamSession:
 
 @router.websocket("/stream")
 async def stream(websocket: WebSocket) -> None:
-    await websocket.accept()
-    await StreamSession(websocket, get_service(websocket)).serve()
+    """Authenticated before the upgrade: a key as the subprotocol ``bearer.<key>`` (browsers, beside
+    ``imagesense``) or an Authorization header (other clients); a refusal is an HTTP 401 in the JSON shape."""
+    offered = websocket.headers.get("sec-websocket-protocol")
+    presented = subprotocol_token(offered) or bearer_token(websocket.headers.get("authorization"))
+    try:
+        client = get_keys(websocket).client(presented, address_of(websocket))
+    except ApiError as error:
+        await refuse(websocket, error)
+        return
+    assert client is not None
+    protocols = [protocol.strip() for protocol in (offered or "").split(",")]
+    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in protocols else None)
+    await StreamSession(websocket, get_service(websocket), client).serve()
+
+
+async def refuse(websocket: WebSocket, error: ApiError) -> None:
+    """An HTTP error answer instead of the upgrade, where the server can send one; else a policy close."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(error_response(error))
+    else:
+        await websocket.close(code=1008, reason=error.code)

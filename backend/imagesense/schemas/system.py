@@ -15,8 +15,8 @@ class Health(ApiModel):
 
 class ModelState(ApiModel):
     status: ModelStatus
-    model: str = Field(description="Hub id or folder the service loads.")
-    reason: str | None = Field(None, description="Why it is not ready, and how to fix it.")
+    model: str | None = Field(description="Hub id or folder the service loads (hidden from callers without a key).")
+    reason: str | None = Field(None, description="Why it is not ready, and how to fix it (hidden likewise).")
     dtype: str | None = None
     load_seconds: float | None = None
 

@@ -5,6 +5,42 @@ import type { components, paths } from "./schema";
 // Same origin as the page (the backend serves the app, or Vite proxies /api in development).
 export const api = createClient<paths>({ baseUrl: globalThis.location?.origin ?? "" });
 
+// The API key, when the server wants one: kept for this browser tab's session only.
+const KEY_ITEM = "imagesense.apiKey";
+const keyListeners = new Set<() => void>();
+
+export const apiKey = {
+  get: (): string | null => globalThis.sessionStorage?.getItem(KEY_ITEM) ?? null,
+  set(key: string | null): void {
+    if (key) sessionStorage.setItem(KEY_ITEM, key);
+    else sessionStorage.removeItem(KEY_ITEM);
+  },
+  /** Called whenever the server answers 401: the key is missing or wrong. */
+  onRefused(listener: () => void): () => void {
+    keyListeners.add(listener);
+    return () => keyListeners.delete(listener);
+  },
+};
+
+api.use({
+  onRequest({ request }) {
+    const key = apiKey.get();
+    if (key) request.headers.set("Authorization", `Bearer ${key}`);
+    return request;
+  },
+  onResponse({ response }) {
+    if (response.status === 401) keyListeners.forEach((listener) => listener());
+    return response;
+  },
+});
+
+/** The stream's subprotocols: the key rides in one (browsers can't set headers on a WebSocket, and a
+ * URL would land in logs); "imagesense" is the one the server selects. */
+export function streamProtocols(): string[] {
+  const key = apiKey.get();
+  return key ? ["imagesense", `bearer.${key}`] : ["imagesense"];
+}
+
 type Schemas = components["schemas"];
 export type ImageInfo = Schemas["ImageInfo"];
 export type Readiness = Schemas["Readiness"];

@@ -73,7 +73,8 @@ export interface paths {
         put?: never;
         /**
          * Upload Image
-         * @description Store an image; the same bytes always get the same id.
+         * @description Store an image; the same bytes always get the same id. Only the client (key) that uploaded it can
+         *     use, see or delete it.
          */
         post: operations["upload_image_api_v1_images_post"];
         delete?: never;
@@ -552,12 +553,12 @@ export interface components {
             status: "loading" | "ready" | "failed" | "disabled";
             /**
              * Model
-             * @description Hub id or folder the service loads.
+             * @description Hub id or folder the service loads (hidden from callers without a key).
              */
-            model: string;
+            model: string | null;
             /**
              * Reason
-             * @description Why it is not ready, and how to fix it.
+             * @description Why it is not ready, and how to fix it (hidden likewise).
              */
             reason: string | null;
             /** Dtype */
@@ -1064,6 +1065,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Stats"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
         };

@@ -14,7 +14,7 @@ export function ReadyBadge({ state }: { state: ReadinessState }) {
   return (
     <span className="badges">
       {engines.map(([name, engine]) => (
-        <span key={name} className={`badge badge-${engine.status}`} title={engine.reason ?? engine.model}>
+        <span key={name} className={`badge badge-${engine.status}`} title={engine.reason ?? engine.model ?? undefined}>
           {t(`ready.${name}`)}: {t(`ready.${engine.status}`)}
         </span>
       ))}

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from "react";
-import type { ErrorBody, OcrResult, ServerEvent, StreamRequest, TaskResult } from "../api/client";
+import { streamProtocols, type ErrorBody, type OcrResult, type ServerEvent, type StreamRequest, type TaskResult } from "../api/client";
 
 export type StreamStatus = "idle" | "connecting" | "queued" | "running" | "done" | "error" | "cancelled";
 
@@ -68,7 +68,7 @@ export function isActive(status: StreamStatus): boolean {
  * One WebSocket to /api/v1/stream, reused across tasks: `run` sends a task, `cancel` stops it.
  * The socket factory is injectable so tests can drive the protocol with a fake socket.
  */
-export function useStream(createSocket: SocketFactory = (url) => new WebSocket(url)) {
+export function useStream(createSocket: SocketFactory = (url) => new WebSocket(url, streamProtocols())) {
   const [state, setState] = useState<StreamState>(IDLE);
   const socket = useRef<WebSocket | null>(null);
   const activeRef = useRef(false);

@@ -2,6 +2,11 @@
 export const en = {
   "app.title": "ImageSense",
   "app.tagline": "Read, describe and ask about images — on your own CPU server.",
+  "key.title": "API key",
+  "key.explain": "This server needs an API key. Ask its operator for one; it is kept for this tab only.",
+  "key.label": "API key",
+  "key.submit": "Use this key",
+  "key.refused": "The server refused that key. Check it and try again.",
   "images.drop": "Drop images here, paste from the clipboard, or",
   "images.pick": "choose files",
   "images.empty": "No images yet.",
@@ -64,6 +69,11 @@ export type Messages = Record<MessageKey, string>;
 export const zh: Messages = {
   "app.title": "ImageSense",
   "app.tagline": "在你自己的 CPU 服务器上识别、描述图片并回答关于图片的问题。",
+  "key.title": "API 密钥",
+  "key.explain": "此服务器需要 API 密钥。请向管理员索取；密钥只保存在当前标签页中。",
+  "key.label": "API 密钥",
+  "key.submit": "使用此密钥",
+  "key.refused": "服务器拒绝了该密钥。请检查后重试。",
   "images.drop": "将图片拖放到这里、从剪贴板粘贴，或",
   "images.pick": "选择文件",
   "images.empty": "还没有图片。",
