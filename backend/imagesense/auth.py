@@ -30,7 +30,7 @@ class ApiKeys:
     def __init__(self, entries: list[str]) -> None:
         self._keys: list[tuple[str, bytes]] = []
         for number, entry in enumerate(entries, start=1):
-            name, _, key = entry.rpartition(":") if ":" in entry else ("", "", entry)
+            name, _, key = entry.partition(":") if ":" in entry else ("", "", entry)  # a name has no ":"
             if not key.strip():
                 raise ValueError(f"API key {number} is empty")
             self._keys.append((name.strip() or f"key{number}", _digest(key.strip())))

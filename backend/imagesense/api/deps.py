@@ -58,7 +58,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
     return {status: {"model": ErrorResponse} for status in statuses}
 
 
-ERROR_RESPONSES = error_responses(400, 404, 413, 415, 422, 429, 503, 504)
+ERROR_RESPONSES = error_responses(400, 401, 403, 404, 413, 415, 422, 429, 503, 504)
 
 
 async def read_upload(service: TaskService, client: Client, upload: UploadFile, field: str) -> StoredImage:

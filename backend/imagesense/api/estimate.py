@@ -9,7 +9,7 @@ from imagesense.api.forms import HISTORY_DESCRIPTION, estimate_options, parse_hi
 from imagesense.schemas.tasks import Estimate, Question, TaskName, TaskOptions
 from imagesense.service import TaskSpec
 
-router = APIRouter(tags=["tasks"], responses=error_responses(400, 404, 413, 415, 422, 503))
+router = APIRouter(tags=["tasks"], responses=error_responses(400, 401, 403, 404, 413, 415, 422, 503))
 
 
 @router.post("/estimate")

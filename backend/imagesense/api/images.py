@@ -22,19 +22,19 @@ def image_info(item: StoredImage) -> ImageInfo:
     )
 
 
-@router.post("", status_code=201, responses=error_responses(400, 413, 415, 422))
+@router.post("", status_code=201, responses=error_responses(400, 401, 403, 413, 415, 422))
 async def upload_image(service: ServiceDep, client: ClientDep, file: Annotated[UploadFile, File()]) -> ImageInfo:
     """Store an image; the same bytes always get the same id. Only the client (key) that uploaded it can
     use, see or delete it."""
     return image_info(await read_upload(service, client, file, "file"))
 
 
-@router.get("/{image_id}", responses=error_responses(404, 422))
+@router.get("/{image_id}", responses=error_responses(401, 404, 422))
 async def get_image(service: ServiceDep, client: ClientDep, image_id: str) -> ImageInfo:
     return image_info(service.store.get(client.owner, image_id))
 
 
-@router.delete("/{image_id}", status_code=204, responses=error_responses(404, 422))
+@router.delete("/{image_id}", status_code=204, responses=error_responses(401, 403, 404, 422))
 async def delete_image(service: ServiceDep, client: ClientDep, image_id: str) -> Response:
     service.store.delete(client.owner, image_id)
     return Response(status_code=204)

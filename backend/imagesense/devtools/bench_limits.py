@@ -63,7 +63,13 @@ def peak_rss(samples: list[float]) -> Iterator[None]:
 
 @contextmanager
 def serving(**settings: Any) -> Iterator[TestClient]:
-    options: dict[str, Any] = {"static_dir": Path("/nonexistent"), "log_level": "warning", **settings}
+    # TestClient's requests name the host "testserver".
+    options: dict[str, Any] = {
+        "static_dir": Path("/nonexistent"),
+        "log_level": "warning",
+        "allowed_hosts": ["testserver"],
+    }
+    options |= settings
     with TestClient(create_app(Settings(**options))) as client:
         while client.get("/api/v1/ready").json()["vlm"]["status"] == "loading":
             time.sleep(0.2)

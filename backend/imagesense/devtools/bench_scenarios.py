@@ -209,13 +209,17 @@ def service_overhead(spec: Result) -> Result:
     settings = Settings(
         model=spec["checkpoint"], quantization=spec["profile"], repetition_guard=False, prefix_cache_mb=0,
         static_dir=Path("/nonexistent"), fast_ocr=False, max_new_tokens_limit=spec["new_tokens"],
+        allowed_hosts=["testserver"],  # the name TestClient's requests carry
     )  # fmt: skip
     buffer = io.BytesIO()
     bench_image().save(buffer, "PNG")
     options = {"max_new_tokens": spec["new_tokens"], "max_pixels": spec["max_pixels"]}
     direct, http, stream, accounted = [], [], [], []
     with TestClient(create_app(settings)) as client:
+        deadline = time.monotonic() + 600
         while client.get("/api/v1/ready", params={"engine": "vlm"}).status_code != 200:
+            if time.monotonic() > deadline:
+                raise TimeoutError(client.get("/api/v1/ready").text)
             time.sleep(0.2)
         image_id = client.post("/api/v1/images", files={"file": ("b.png", buffer.getvalue())}).json()["image_id"]
         served = client.app.state.service.engines.vlm.get()  # type: ignore[attr-defined]
