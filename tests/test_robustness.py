@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,12 +147,13 @@ def test_a_queued_stream_task_times_out_at_its_deadline(tiny_checkpoint: Path) -
         engine = client.app.state.service.engines.vlm.get()  # type: ignore[attr-defined]
         original = engine.generate
 
-        def until_stopped(_request: GenerationRequest, control: GenerationControl) -> GenerationResult:
-            while not control.should_stop():
-                time.sleep(0.01)
+        release = threading.Event()
+
+        def slow_to_stop(_request: GenerationRequest, _control: GenerationControl) -> GenerationResult:
+            release.wait(10)  # holds its slot past its own deadline: the job behind it stays queued
             return GenerationResult("", "cancelled", 1, 0, 0, 1.0, 0.0)
 
-        engine.generate = until_stopped
+        engine.generate = slow_to_stop
         image_id = upload(client, image_bytes(color="navy"))
         try:
             with (
@@ -167,8 +169,9 @@ def test_a_queued_stream_task_times_out_at_its_deadline(tiny_checkpoint: Path) -
                 assert [event["type"] for event in events] == ["queued", "error"]
                 assert events[-1]["code"] == "timeout"
                 assert waited < 2.0
-                assert receive_until(first, TERMINAL_EVENTS)[-1]["code"] == "timeout"
+                assert receive_until(first, TERMINAL_EVENTS)[-1]["code"] == "timeout"  # answered at its deadline
         finally:
+            release.set()
             engine.generate = original
         assert wait_until(lambda: stats(client)["active"] == 0)
         assert (stats(client)["timed_out"], stats(client)["cancelled"]) == (2, 0)
