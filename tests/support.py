@@ -90,3 +90,9 @@ def run_request(image_ids: list[str], task: str = "describe", **options: Any) ->
     if task == "ask":
         message["question"] = "What is in the image?"
     return json.dumps(message)
+
+
+def stats(client: TestClient) -> dict[str, Any]:
+    """The pools' counts (/api/v1/stats)."""
+    body: dict[str, Any] = client.get("/api/v1/stats").json()
+    return body

@@ -15,7 +15,7 @@ from imagesense.engine.protocol import GenerationRequest, GenerationResult, Visi
 from imagesense.errors import ClientGone
 from imagesense.schemas.tasks import TaskOptions
 from imagesense.service import TaskService, TaskSpec
-from support import TERMINAL_EVENTS, image_bytes, receive_until, run_request, service, upload, wait_until
+from support import TERMINAL_EVENTS, image_bytes, receive_until, run_request, service, stats, upload, wait_until
 
 LONG = 4000  # tokens: long enough to still be running when the test acts
 
@@ -27,11 +27,6 @@ def single(tiny_checkpoint: Path) -> Iterator[TestClient]:
         tiny_checkpoint, max_concurrency=1, queue_size=1, repetition_guard=False, max_new_tokens_limit=LONG
     ) as test_client:
         yield test_client
-
-
-def stats(client: TestClient) -> dict[str, Any]:
-    body: dict[str, Any] = client.get("/api/v1/stats").json()
-    return body
 
 
 def test_events_arrive_in_order_and_add_up_to_the_result(client: TestClient) -> None:

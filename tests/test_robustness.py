@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,7 +15,7 @@ from fastapi.testclient import TestClient
 from imagesense.engine.protocol import GenerationControl, GenerationRequest, GenerationResult
 from imagesense.main import FORM_SLACK_BYTES
 from imagesense.schemas.stream import MAX_STREAM_MESSAGE_BYTES
-from support import TERMINAL_EVENTS, image_bytes, receive_until, run_request, service, upload, wait_until
+from support import TERMINAL_EVENTS, image_bytes, receive_until, run_request, service, stats, upload, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +31,6 @@ def tight(tiny_checkpoint: Path) -> Iterator[TestClient]:
         repetition_guard=False,
     ) as client:
         yield client
-
-
-def stats(client: TestClient) -> dict[str, Any]:
-    body: dict[str, Any] = client.get("/api/v1/stats").json()
-    return body
 
 
 def test_a_binary_frame_gets_an_error_event_and_the_socket_stays_open(client: TestClient) -> None:
