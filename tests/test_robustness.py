@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from imagesense.engine.protocol import GenerationControl, GenerationRequest, GenerationResult
+from imagesense.logs import configure_logging, request_id
 from imagesense.main import FORM_SLACK_BYTES
 from imagesense.schemas.stream import MAX_STREAM_MESSAGE_BYTES
 from support import TERMINAL_EVENTS, image_bytes, receive_until, run_request, service, stats, upload, wait_until
@@ -169,3 +170,22 @@ def test_a_queued_stream_task_times_out_at_its_deadline(tiny_checkpoint: Path) -
             engine.generate = original
         assert wait_until(lambda: stats(client)["active"] == 0)
         assert (stats(client)["timed_out"], stats(client)["cancelled"]) == (2, 0)
+
+
+def test_json_log_lines_carry_the_request_id_the_fields_and_the_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("info", "json")
+    token = request_id.set("req-7")
+    try:
+        log = logging.getLogger("imagesense.task")
+        log.info("task ask done", extra={"task": "ask", "prompt_tokens": 231})
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError as exc:
+            log.error("task ask crashed", exc_info=exc)
+    finally:
+        request_id.reset(token)
+        configure_logging("info", "text")
+    done, crashed = (json.loads(line) for line in capsys.readouterr().err.strip().splitlines()[-2:])
+    assert (done["request_id"], done["task"], done["prompt_tokens"], done["level"]) == ("req-7", "ask", 231, "INFO")
+    assert crashed["level"] == "ERROR"
+    assert "RuntimeError: boom" in crashed["traceback"]
