@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,22 @@ def png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+@contextmanager
+def always_falling_back() -> Iterator[None]:
+    """auto OCR asks the VLM after every fast read: these tests are about the fallback failing, not about
+    when it starts (a clean page can be read at confidence 1.0 and not fall back at all)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("imagesense.service.ocr_needs_fallback", lambda _result, _confidence: True)
+        yield
+
+
 @pytest.fixture(scope="module")
 def eager(tiny_checkpoint: Path) -> Iterator[TestClient]:
-    """auto OCR that always asks the VLM (no mean confidence reaches 1.0), one generation at a time."""
-    with service(
-        tiny_checkpoint, ocr_fallback_confidence=1.0, max_concurrency=1, queue_size=0, repetition_guard=False
-    ) as client:
+    """auto OCR that always asks the VLM, one generation at a time."""
+    with (
+        always_falling_back(),
+        service(tiny_checkpoint, max_concurrency=1, queue_size=0, repetition_guard=False) as client,
+    ):
         yield client
 
 
@@ -104,7 +115,7 @@ def test_a_fallback_past_the_deadline_leaves_the_fast_result_within_the_deadline
             time.sleep(0.01)
         raise AssertionError("the engine is asked to stop at the deadline")
 
-    with service(tiny_checkpoint, ocr_fallback_confidence=1.0, job_timeout_s=3.0) as client:
+    with always_falling_back(), service(tiny_checkpoint, job_timeout_s=3.0) as client:
         image_id = upload(client, png(sample("document").image))
         restore = replace_generate(client, speaks_then(slow))
         try:
