@@ -174,3 +174,12 @@ def test_cross_site_state_changes_are_refused_without_keys(open_service: TestCli
     assert open_service.get("/api/v1/stats", headers={"Origin": "https://evil.example"}).status_code == 200  # reads
     assert open_service.post("/api/v1/images", files=files).status_code == 201  # curl, SDKs: no Origin
     assert open_service.post("/api/v1/images", files=files, headers={"Origin": "http://testserver"}).status_code == 201
+
+
+def test_a_metrics_key_alone_guards_metrics(tiny_checkpoint: Path) -> None:
+    scraper = "scraper-key-0123456789abcdef"
+    with service(tiny_checkpoint, metrics_key=scraper, fast_ocr=False) as client:
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers=auth("scraper-key-wrong-0123456")).status_code == 401
+        assert client.get("/metrics", headers=auth(scraper)).status_code == 200
+        assert client.get("/api/v1/stats").status_code == 200  # no API keys: the API itself stays open

@@ -28,7 +28,7 @@ from imagesense.results import generation_result, image_usage
 from imagesense.schemas.tasks import AnyTaskResult, Estimate, OcrEngineChoice, TaskName, TaskOptions, Turn
 from imagesense.settings import Settings
 from imagesense.store import ImageStore, StoredImage, content_id
-from imagesense.tasklog import log_outcome
+from imagesense.tasklog import TaskOutcomes
 
 log = logging.getLogger(__name__)
 DECODES_AT_ONCE = 2
@@ -62,7 +62,7 @@ class Engines:
 class TaskService:
     def __init__(self, settings: Settings, store: ImageStore, engines: Engines, metrics: Metrics) -> None:
         self.settings = settings
-        self.metrics = metrics
+        self.outcomes = TaskOutcomes(metrics)
         self.store = store
         self.engines = engines
         self.costs = CostModel()
@@ -105,7 +105,7 @@ class TaskService:
         """Validate and queue a task; raises 4xx errors, 429 when full, 503 when no engine can do it.
         Every task's outcome is logged in one line when it ends."""
         handle = self._submit(spec)
-        log_outcome(spec.task, handle, self.metrics)
+        self.outcomes.watch(spec.task, handle)
         return handle
 
     def _submit(self, spec: TaskSpec) -> TaskHandle[AnyTaskResult]:
@@ -227,7 +227,8 @@ class TaskService:
         pools = {"vlm": self.engines.vlm_pool, "fast_ocr": self.engines.ocr_pool}
 
         def loads() -> dict[str, PoolLoad]:
-            return {name: PoolLoad(pool.stats().active, pool.stats().queued) for name, pool in pools.items()}
+            counts = {name: pool.stats() for name, pool in pools.items()}  # one consistent snapshot per pool
+            return {name: PoolLoad(count.active, count.queued) for name, count in counts.items()}
 
         def ready() -> dict[str, bool]:
             return {"vlm": self.engines.vlm.ready, "fast_ocr": self.engines.fast_ocr.ready}

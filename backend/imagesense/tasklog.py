@@ -13,13 +13,19 @@ from imagesense.metrics import Metrics
 from imagesense.schemas.tasks import AnyTaskResult, OcrResult, TaskName
 
 log = logging.getLogger("imagesense.task")
-_watchers: set[asyncio.Task[None]] = set()  # strong references until each line is written
 
 
-def log_outcome(task: TaskName, handle: TaskHandle[AnyTaskResult], metrics: Metrics) -> None:
-    watcher = asyncio.create_task(_log_when_done(task, handle, metrics))
-    _watchers.add(watcher)
-    watcher.add_done_callback(_watchers.discard)
+class TaskOutcomes:
+    """Watches each submitted task to its end, then logs its line and counts it in the metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._watchers: set[asyncio.Task[None]] = set()  # strong references until each line is written
+
+    def watch(self, task: TaskName, handle: TaskHandle[AnyTaskResult]) -> None:
+        watcher = asyncio.create_task(_log_when_done(task, handle, self._metrics))
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
 
 
 async def _log_when_done(task: TaskName, handle: TaskHandle[AnyTaskResult], metrics: Metrics) -> None:

@@ -3,13 +3,11 @@ without keys, only IMAGESENSE_METRICS_KEY when that is set."""
 
 from __future__ import annotations
 
-import hmac
-
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from imagesense.api.deps import address_of, get_keys
-from imagesense.auth import bearer_token
+from imagesense.auth import ApiKeys, bearer_token
 from imagesense.errors import Unauthorized
 from imagesense.metrics import Metrics
 from imagesense.settings import Settings
@@ -20,8 +18,8 @@ router = APIRouter(tags=["system"])
 def _allowed(request: Request) -> bool:
     settings: Settings = request.app.state.service.settings
     presented = bearer_token(request.headers.get("authorization"))
-    if settings.metrics_key and presented and hmac.compare_digest(presented.encode(), settings.metrics_key.encode()):
-        return True
+    if settings.metrics_key and presented and ApiKeys([settings.metrics_key]).name_of(presented) is not None:
+        return True  # the same constant-time digest comparison as for the API keys
     keys = get_keys(request)
     if keys.enabled:
         return keys.client(presented, address_of(request), required=False) is not None
