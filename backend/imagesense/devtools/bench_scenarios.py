@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from transformers import AutoModelForImageTextToText
+from transformers import AutoModelForImageTextToText, LogitsProcessor
 
 from imagesense.engine.cpu import cpu_cores
 from imagesense.engine.loader import load_model, load_processor
@@ -59,8 +59,8 @@ class FixedLengthEngine(TransformersEngine):
     """The service's engine, made to write exactly ``max_new_tokens`` tokens: a random model may stop at
     any token, and a benchmark compares equal work."""
 
-    def _generate_options(self, request: GenerationRequest) -> dict[str, Any]:
-        return {**super()._generate_options(request), "min_new_tokens": request.max_new_tokens}
+    def _generate_options(self, request: GenerationRequest, processors: list[LogitsProcessor]) -> dict[str, Any]:
+        return {**super()._generate_options(request, processors), "min_new_tokens": request.max_new_tokens}
 
 
 QUIET = Unattended()

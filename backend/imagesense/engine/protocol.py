@@ -8,9 +8,9 @@ and the service maps them to API errors in one place.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypedDict
+from typing import Any, Literal, Protocol, TypedDict
 
 from PIL import Image
 
@@ -46,6 +46,9 @@ class GenerationRequest:
     repetition_guard: bool = True
     image_keys: tuple[str, ...] = ()  # content ids of the images: what a reusable prefix is keyed by
     max_prompt_tokens: int | None = None  # refuse longer prompts (InvalidGenerationRequest) before any model work
+    seed: int | None = None  # with temperature > 0: the same seed, the same answer
+    stop: tuple[str, ...] = ()  # the answer ends before the first of these
+    json_schema: Mapping[str, Any] | None = None  # the answer is JSON valid against this schema
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class Unattended:
 class Capabilities:
     max_images: int | None = None  # per request; None = no limit of the engine's own
     prefix_reuse: bool = False  # a follow-up about the same images skips work already done
+    json_schema: bool = False  # follows GenerationRequest.json_schema token by token
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,16 @@ share of the moment, and the KV cache of a prompt prefix already computed (see p
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from PIL import Image
-from transformers import DynamicCache, StoppingCriteriaList
+from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList, StoppingCriteriaList
 
+from imagesense.engine.constrained import JsonConstraints, JsonLogits
 from imagesense.engine.cpu import cpu_cores
 from imagesense.engine.errors import InvalidGenerationRequest
 from imagesense.engine.loader import LoadedModel, load_model
@@ -28,6 +30,8 @@ from imagesense.engine.protocol import (
     Unattended,
 )
 from imagesense.engine.quantize import Scheme
+from imagesense.engine.sampling import SeededSampler
+from imagesense.engine.stops import StopSequences, cut_at_stop
 from imagesense.engine.streaming import (
     FollowThreadShare,
     GenerationInterrupted,
@@ -68,7 +72,10 @@ class TransformersEngine:
         self._stops = LayerStops([*inner.visual.blocks, *inner.language_model.layers])
         dtype = str(loaded.dtype).removeprefix("torch.")
         precision = dtype if loaded.quantization == "none" else f"{dtype}, {loaded.quantization}"
-        self._info = EngineInfo(loaded.name, precision, Capabilities(prefix_reuse=self.prefix_cache.enabled))
+        capabilities = Capabilities(prefix_reuse=self.prefix_cache.enabled, json_schema=True)
+        self._info = EngineInfo(loaded.name, precision, capabilities)
+        self._json: JsonConstraints | None = None
+        self._json_lock = threading.Lock()
 
     @property
     def info(self) -> EngineInfo:
@@ -111,11 +118,32 @@ class TransformersEngine:
     def _key(request: GenerationRequest) -> ImagesKey:
         return (request.image_keys, request.max_pixels, request.min_pixels)
 
-    def _generate_options(self, request: GenerationRequest) -> dict[str, Any]:
-        """Options for ``model.generate`` beyond the prompt: sampling or greedy."""
+    def json_constraints(self) -> JsonConstraints:
+        """Built on first use: converting the tokenizer for llguidance takes about a second."""
+        with self._json_lock:
+            if self._json is None:
+                self._json = JsonConstraints(self.tokenizer, self.model.config.text_config.vocab_size, self._end_ids())
+            return self._json
+
+    def _end_ids(self) -> list[int]:
+        """The end-of-turn token first: it is what the chat template writes after an answer."""
+        end_of_turn = self.tokenizer.eos_token_id
+        return [end_of_turn, *sorted(self.eos_ids - {end_of_turn})]
+
+    def constraint(self, request: GenerationRequest) -> JsonLogits | None:
+        if request.json_schema is None:
+            return None
+        return self.json_constraints().processor(request.json_schema, request.max_new_tokens)
+
+    def _generate_options(self, request: GenerationRequest, processors: list[LogitsProcessor]) -> dict[str, Any]:
+        """Options for ``model.generate`` beyond the prompt. ``generate`` itself always runs greedy: a
+        sampled request draws its token in the last processor, from a generator of its own (sampling.py)."""
         if request.temperature > GREEDY_BELOW:
-            return {"do_sample": True, "temperature": request.temperature, "top_p": request.top_p}
-        return {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+            processors = [*processors, SeededSampler(request.temperature, request.top_p, request.seed)]
+        return {
+            "do_sample": False, "temperature": None, "top_p": None, "top_k": None,
+            "logits_processor": LogitsProcessorList(processors),
+        }  # fmt: skip
 
     def generate(self, request: GenerationRequest, control: GenerationControl) -> GenerationResult:
         started = time.perf_counter()
@@ -127,20 +155,24 @@ class TransformersEngine:
         model_inputs = {**inputs, "position_ids": self.position_ids(inputs), "cache": cache}
         if reused:
             model_inputs.pop("pixel_values", None)  # the image tokens' keys and values are in the cache
-        streamer = TextDeltaStreamer(self.tokenizer, control.emit)
-        stop = StopWhen(control.should_stop)
+        constraint = self.constraint(request)
+        stops = StopSequences(control, () if constraint else request.stop)  # a stop would cut the JSON short
+        streamer = TextDeltaStreamer(self.tokenizer, stops.emit)
+        stop = StopWhen(stops.should_stop)
         guard = RepetitionGuard(prompt_length)
         share = [FollowThreadShare(self._threads)] if self._threads is not None else []
-        criteria = StoppingCriteriaList([*share, stop, guard] if request.repetition_guard else [*share, stop])
+        # A constrained answer ends when its JSON is complete; a repetition stop would leave it open.
+        guarded = request.repetition_guard and constraint is None
+        criteria = StoppingCriteriaList([*share, stop, guard] if guarded else [*share, stop])
         interrupted = False
         try:
-            with torch.inference_mode(), self._stops.watching(control.should_stop):
+            with torch.inference_mode(), self._stops.watching(stops.should_stop):
                 output = self.model.generate(
                     **model_inputs,
                     max_new_tokens=request.max_new_tokens,
                     streamer=streamer,
                     stopping_criteria=criteria,
-                    **self._generate_options(request),
+                    **self._generate_options(request, [constraint] if constraint else []),
                 )
         except GenerationInterrupted:  # stopped inside a forward pass: what was generated so far stands
             interrupted = True
@@ -149,11 +181,14 @@ class TransformersEngine:
             if request.image_keys:
                 self.prefix_cache.store(self._key(request), output[0, : cache.get_seq_length()], cache)
             new_ids = [int(token) for token in output[0, prompt_length:].tolist()]
+        stops.flush()
         finished = time.perf_counter()
         first = streamer.first_token_at or finished
+        text, _ = cut_at_stop(self.tokenizer.decode(new_ids, skip_special_tokens=True), stops.sequences)
+        cancelled = (interrupted or stop.triggered) and not stops.found
         return GenerationResult(
-            text=self.tokenizer.decode(new_ids, skip_special_tokens=True),
-            finish_reason=self._finish_reason(new_ids, interrupted or stop.triggered, guard.triggered),
+            text=text,
+            finish_reason="stop" if stops.found else self._finish_reason(new_ids, cancelled, guard.triggered),
             prompt_tokens=prompt_length,
             image_tokens=image_tokens,
             completion_tokens=len(new_ids),
