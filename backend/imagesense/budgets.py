@@ -16,7 +16,7 @@ from imagesense.errors import ValidationFailed
 from imagesense.schemas.tasks import TaskName, TaskOptions
 from imagesense.settings import Settings
 
-AUTO_PIXELS: dict[TaskName, int] = {"ocr": 1024 * 1024, "describe": 448 * 448, "ask": 768 * 768}
+AUTO_PIXELS: dict[TaskName, int] = {"ocr": 1024 * 1024, "describe": 448 * 448, "ask": 768 * 768, "chat": 768 * 768}
 LOW_PIXELS = 448 * 448
 HIGH_PIXELS = 1536 * 1536
 
@@ -25,6 +25,7 @@ DEFAULT_MAX_NEW_TOKENS: dict[str, int] = {
     "describe:brief": 96,
     "describe:detailed": 384,
     "ask": 512,
+    "chat": 1024,  # chat clients rarely set a limit, and expect whole answers
 }
 
 

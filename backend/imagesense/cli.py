@@ -1,4 +1,4 @@
-"""`imagesense` command line: serve, download, build-checkpoint, openapi, bench, bench-limits, bench-ocr."""
+"""`imagesense` command line: serve, download, build-checkpoint, openapi, and the benchmarks (bench-*)."""
 
 from __future__ import annotations
 
@@ -74,6 +74,12 @@ def bench_limits(args: argparse.Namespace) -> None:
     run_bench(args.tiny, args.checkpoint)
 
 
+def bench_json(args: argparse.Namespace) -> None:
+    from imagesense.devtools.bench_json import main as run_bench
+
+    run_bench(args.tiny, args.checkpoint, args.new_tokens, args.repeats)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="imagesense", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -110,6 +116,13 @@ def parser() -> argparse.ArgumentParser:
     limits.add_argument("--tiny", action="store_true", help="the tiny test checkpoint and small images: seconds")
     limits.add_argument("--checkpoint", help="a checkpoint folder (default: random 2B weights, built once)")
     limits.set_defaults(func=bench_limits)
+
+    constrained = commands.add_parser("bench-json", help="JSON-schema constraining: compile time, cost per token")
+    constrained.add_argument("--tiny", action="store_true", help="the tiny test checkpoint: seconds")
+    constrained.add_argument("--checkpoint", help="a checkpoint folder (default: random 2B weights, built once)")
+    constrained.add_argument("--new-tokens", type=int, help="tokens per run (default 192; 160 with --tiny)")
+    constrained.add_argument("--repeats", type=int, default=2, help="runs of each kind, interleaved")
+    constrained.set_defaults(func=bench_json)
 
     ocr = commands.add_parser("bench-ocr", help="latency and character error rate of each OCR engine")
     ocr.add_argument("--engines", default="fast", help="comma-separated: fast, vlm")

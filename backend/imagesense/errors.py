@@ -124,7 +124,7 @@ def validation_error_from(errors: list[Any], *, skip: int = 1, prefix: str | Non
     parts = [prefix] if prefix else []
     parts += location[skip:] if len(location) > skip else location
     field = ".".join(parts) or None
-    message = str(first.get("msg", "invalid value"))
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")  # our own validators' words
     return ValidationFailed(f"{field}: {message}" if field else message, field=field)
 
 
@@ -139,7 +139,32 @@ class HttpError(ApiError):
 HTTP_ERRORS: dict[int, type[ApiError]] = {404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}
 
 
-def error_response(error: ApiError) -> JSONResponse:
+OPENAI_PREFIX = "/v1/"
+OPENAI_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    503: "service_unavailable",
+    504: "timeout",
+}
+
+
+def openai_status(error: ApiError) -> int:
+    return 400 if error.status == 422 else error.status  # OpenAI answers an invalid parameter with 400
+
+
+def openai_error_body(error: ApiError) -> dict[str, Any]:
+    """``{"error": {"message", "type", "param", "code"}}``: the envelope OpenAI's SDKs read."""
+    kind = OPENAI_TYPES.get(error.status, "invalid_request_error")
+    return {"error": {"message": error.message, "type": kind, "param": error.field, "code": error.code}}
+
+
+def error_response(error: ApiError, path: str = "") -> JSONResponse:
+    """The error in the shape of the API its path belongs to: OpenAI's under /v1, ours elsewhere."""
+    if path.startswith(OPENAI_PREFIX):
+        return JSONResponse(openai_error_body(error), status_code=openai_status(error), headers=error.headers)
     # Every field of the shape, null included: the schema marks them all present.
     return JSONResponse(error.body().model_dump(), status_code=error.status, headers=error.headers)
 
@@ -149,11 +174,11 @@ def install_error_handlers(app: FastAPI) -> None:
         error = api_error_from(exc)
         if error is None:  # an engine or pool error with no meaning for clients
             return await on_unexpected(request, exc)
-        return error_response(error)
+        return error_response(error, request.url.path)
 
-    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return error_response(validation_error_from(list(exc.errors())))
+        return error_response(validation_error_from(list(exc.errors())), request.url.path)
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -162,11 +187,12 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:  # Starlette lists only the first route's methods for a shared path
             error.headers["Allow"] = ", ".join(allowed_methods(app, request.url.path))
         error.status = exc.status_code
-        return error_response(error)
+        return error_response(error, request.url.path)
 
-    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unexpected error", exc_info=exc)
-        return error_response(InternalError("internal server error; the log has the details under the request id"))
+        error = InternalError("internal server error; the log has the details under the request id")
+        return error_response(error, request.url.path)
 
     for kind in (ApiError, EngineError, PoolError):
         app.add_exception_handler(kind, on_api_error)

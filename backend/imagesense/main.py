@@ -12,10 +12,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from imagesense import __version__
 from imagesense.api import api_router
 from imagesense.api.metrics import router as metrics_router
+from imagesense.api.openai_compat import router as openai_router
 from imagesense.api.openapi import add_stream_schemas
 from imagesense.auth import ApiKeys
 from imagesense.engines import fast_ocr_runtime, thread_share, vlm_runtime
 from imagesense.errors import install_error_handlers
+from imagesense.image_urls import ImageUrls
 from imagesense.logs import configure_logging
 from imagesense.metrics import Metrics
 from imagesense.middleware import BodyLimit, BrowserGuard, HttpMetrics, RequestIds
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         store = ImageStore(settings.store_max_images, settings.store_max_bytes)
         app.state.service = service = TaskService(settings, store, engines, app.state.metrics)
+        app.state.image_urls = image_urls = ImageUrls(settings, service)
         app.state.metrics.watch(service.live_state())
         engines.fast_ocr.start_loading()
         engines.vlm.start_loading()
@@ -59,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:  # after a graceful shutdown (serving.py) there is nothing left; else stop it now
             await asyncio.to_thread(app.state.service.shut_down, 0.0)
+            await image_urls.close()
 
     app = FastAPI(
         title="ImageSense",
@@ -78,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HttpMetrics, metrics=app.state.metrics)
     app.add_middleware(RequestIds)  # outermost: every response, error or not, carries the request id
     app.include_router(api_router)
+    app.include_router(openai_router)
     app.include_router(metrics_router)
     add_stream_schemas(app)
     mount_spa(app, settings.static_dir)

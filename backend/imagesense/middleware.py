@@ -51,7 +51,7 @@ class RequestIds:
             log.error("unexpected error", exc_info=exc)
             if scope["type"] == "http" and not started:
                 error = InternalError("internal server error; the log has the details under the request id")
-                await error_response(error)(scope, receive, send_with_id)
+                await error_response(error, scope.get("path", ""))(scope, receive, send_with_id)
         finally:
             request_id.reset(token)
 
@@ -73,7 +73,7 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await error_response(PayloadTooLarge(self._message()))(scope, receive, send)
+            await error_response(PayloadTooLarge(self._message()), scope.get("path", ""))(scope, receive, send)
             return
         seen = 0
 
@@ -142,7 +142,7 @@ def _host_name(host: str) -> str:
 async def _answer(error: ApiError, scope: Scope, receive: Receive, send: Send) -> None:
     """An HTTP error response, also in place of a WebSocket upgrade where the server can send one."""
     if scope["type"] == "http" or "websocket.http.response" in scope.get("extensions", {}):
-        await error_response(error)(scope, receive, send)
+        await error_response(error, scope.get("path", ""))(scope, receive, send)
     else:
         await send({"type": "websocket.close", "code": 1008, "reason": error.code})
 

@@ -6,7 +6,9 @@ the same prompt prefix from one follow-up to the next.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from imagesense.engine.protocol import ChatMessage, ImagePart, TextPart
 from imagesense.errors import ValidationFailed
@@ -23,6 +25,8 @@ DESCRIBE_PROMPTS: dict[DescribeDetail, str] = {
         "colors and layout, and any visible text."
     ),
 }
+
+JSON_INSTRUCTION = "Answer with JSON only, following this JSON schema:"
 
 
 def text_part(text: str) -> TextPart:
@@ -51,14 +55,19 @@ def build_messages(
     question: str | None = None,
     history: Sequence[Turn] = (),
     detail: DescribeDetail = "brief",
+    json_schema: Mapping[str, Any] | None = None,
 ) -> list[ChatMessage]:
     """The conversation for a task; ``history`` is already valid (see schemas.tasks.History)."""
     if task == "ocr":
         return [user_turn(image_count, OCR_PROMPT)]
     if task == "describe":
         return [user_turn(image_count, DESCRIBE_PROMPTS[detail])]
+    if task == "chat":
+        raise ValueError("a chat brings its own messages (TaskSpec.conversation)")
     if not question:
         raise ValidationFailed("a question is required for the ask task", field="question")
+    if json_schema is not None:  # the grammar enforces the shape; the model still has to know what to fill in
+        question = f"{question}\n\n{JSON_INSTRUCTION}\n{json.dumps(json_schema, ensure_ascii=False)}"
     turns = [*(turn.content for turn in history), question]
     messages = [user_turn(image_count, turns[0])]
     for index, content in enumerate(turns[1:], start=1):

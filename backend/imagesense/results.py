@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jsonschema
 
 from imagesense.engine.protocol import GenerationResult
 from imagesense.images import fitted_size, visual_tokens
 from imagesense.jobs import JobContext
 from imagesense.schemas.tasks import AnyTaskResult, ImageUsage, OcrResult, TaskName, TaskResult, Timings, Usage
 from imagesense.store import StoredImage
+
+log = logging.getLogger(__name__)
 
 
 def image_usage(item: StoredImage, budget: int, min_pixels: int) -> ImageUsage:
@@ -55,3 +62,15 @@ def generation_result(
     if task == "ocr":
         return OcrResult(**fields, engine="vlm", lines=[], markdown=None, rotation=None)
     return TaskResult(**fields)
+
+
+def parsed_json(text: str, schema: Mapping[str, Any]) -> Any:
+    """The answer of a constrained generation as data; None (and a warning) if it isn't valid, which
+    constrained decoding rules out for an answer that ran to its end."""
+    try:
+        data = json.loads(text)
+        jsonschema.validate(data, schema)
+    except (ValueError, jsonschema.ValidationError, jsonschema.SchemaError) as exc:
+        log.warning("a constrained answer is not valid against its schema: %s", str(exc).splitlines()[0])
+        return None
+    return data

@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from imagesense import budgets
+from imagesense.engine.constrained import json_grammar
 from imagesense.engine.errors import InvalidGenerationRequest
-from imagesense.engine.protocol import GenerationRequest, OcrEngine, VisionLanguageEngine
+from imagesense.engine.protocol import ChatMessage, GenerationRequest, OcrEngine, VisionLanguageEngine
 from imagesense.engines import EngineRuntime
 from imagesense.errors import ClientGone, ModelUnavailable, ShuttingDown, ValidationFailed
 from imagesense.estimates import FAST_OCR_SECONDS, CostModel
@@ -24,7 +26,7 @@ from imagesense.metrics import LiveState, Metrics, PoolLoad
 from imagesense.ocr.results import fast_image_usage, fast_ocr_result, ocr_needs_fallback
 from imagesense.pool import WorkerPool
 from imagesense.prompts import build_messages
-from imagesense.results import generation_result, image_usage
+from imagesense.results import generation_result, image_usage, parsed_json
 from imagesense.schemas.tasks import AnyTaskResult, Estimate, OcrEngineChoice, TaskName, TaskOptions, Turn
 from imagesense.settings import Settings
 from imagesense.store import ImageStore, StoredImage, content_id
@@ -42,6 +44,10 @@ class TaskSpec:
     question: str | None = None
     history: list[Turn] = field(default_factory=list)
     client: str = ""  # who asked (a key, or an address): the queue serves clients in turn
+    conversation: list[ChatMessage] | None = None  # chat: the messages as given, one image part per image
+    json_schema: Mapping[str, Any] | None = None  # the answer is JSON valid against this schema
+    stop: tuple[str, ...] = ()
+    fields: Mapping[str, str] = field(default_factory=dict)  # how the caller's API names a field, if not as ours
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,7 @@ class TaskService:
         # Decoding a large image takes memory several times its file size: a few at a time, never more.
         self._decoding = asyncio.Semaphore(DECODES_AT_ONCE)
         self.shutting_down = False
+        self.started_at = int(time.time())  # what /v1/models reports as the model's "created"
 
     async def upload(self, owner: str, data: bytes, field: str = "file") -> StoredImage:
         image_id = content_id(data)
@@ -96,7 +103,12 @@ class TaskService:
 
     def _budgets(self, spec: TaskSpec) -> Budgets:
         """The request's budgets, checked whichever engine runs: a request is valid or not regardless of load."""
-        self.check_image_count(len(spec.images), "image_ids")
+        if spec.task != "chat" or spec.images:  # a chat may be text alone (titles, tags, follow-ups)
+            self.check_image_count(len(spec.images), spec.fields.get("image_ids", "image_ids"))
+        if spec.json_schema is not None and spec.task not in ("ask", "chat"):
+            raise ValidationFailed("json_schema is for questions (ask), not for ocr or describe", field="json_schema")
+        if spec.json_schema is not None:  # refused now, not after the queue: InvalidGenerationRequest → 422
+            json_grammar(spec.json_schema, spec.fields.get("json_schema", "json_schema"))
         pixels = budgets.pixel_budget(spec.task, spec.options, self.settings)  # never below vision_min_pixels
         new_tokens = budgets.max_new_tokens(spec.task, spec.options, self.settings)
         return Budgets(pixels, self.settings.vision_min_pixels, new_tokens)
@@ -175,11 +187,20 @@ class TaskService:
         return self.engines.ocr_pool.submit(work, client=spec.client)
 
     def _submit_vlm(self, spec: TaskSpec, task_budgets: Budgets, deadline: float | None = None) -> Job[AnyTaskResult]:
-        messages = build_messages(
-            spec.task, len(spec.images), question=spec.question, history=spec.history, detail=spec.options.detail
+        messages = spec.conversation or build_messages(
+            spec.task,
+            len(spec.images),
+            question=spec.question,
+            history=spec.history,
+            detail=spec.options.detail,
+            json_schema=spec.json_schema,
         )
         budget, min_pixels, new_tokens = task_budgets.pixels, task_budgets.min_pixels, task_budgets.new_tokens
         engine = self.engines.vlm.get()  # 503 now, not after waiting in the queue
+        if spec.json_schema is not None and not engine.info.capabilities.json_schema:
+            raise ValidationFailed(
+                f"{engine.info.model} can't constrain its output to a schema", field=spec.fields.get("json_schema")
+            )
 
         def work(context: JobContext) -> AnyTaskResult:
             request = GenerationRequest(
@@ -193,21 +214,35 @@ class TaskService:
                 repetition_guard=self.settings.repetition_guard,
                 image_keys=tuple(item.scoped_id for item in spec.images),  # one client's prefixes are its own
                 max_prompt_tokens=self.settings.max_prompt_tokens,
+                seed=spec.options.seed,
+                stop=spec.stop,
+                json_schema=spec.json_schema,
             )
             try:
                 output = engine.generate(request, context)
-            except InvalidGenerationRequest as exc:  # the prompt budget: name what the client can shorten
-                field = "history" if spec.history else "question" if spec.question else "image_ids"
-                raise ValidationFailed(f"{exc} (IMAGESENSE_MAX_PROMPT_TOKENS)", field=field) from None
+            except InvalidGenerationRequest as exc:
+                raise self._invalid(spec, exc) from None
             if not output.cached_tokens:  # a reused prefix would make the prefill look cheaper than it is
                 text_tokens = output.prompt_tokens - output.image_tokens
                 self.costs.observe(
                     output.image_tokens, text_tokens, output.completion_tokens,
                     output.prefill_ms / 1000, output.decode_ms / 1000,
                 )  # fmt: skip
-            return generation_result(spec.task, spec.images, output, engine.info.model, budget, min_pixels, context)
+            result = generation_result(spec.task, spec.images, output, engine.info.model, budget, min_pixels, context)
+            if spec.json_schema is not None:
+                result.data = parsed_json(output.text, spec.json_schema)
+            return result
 
         return self.engines.vlm_pool.submit(work, deadline, spec.client)
+
+    @staticmethod
+    def _invalid(spec: TaskSpec, exc: InvalidGenerationRequest) -> ValidationFailed:
+        """The engine's refusal, naming the field as the caller's API does."""
+        if exc.field is not None:
+            return ValidationFailed(str(exc), field=spec.fields.get(exc.field, exc.field))
+        # The prompt budget: name what the client can shorten.
+        field = "history" if spec.history else "question" if spec.question else "image_ids"
+        return ValidationFailed(f"{exc} (IMAGESENSE_MAX_PROMPT_TOKENS)", field=spec.fields.get(field, field))
 
     async def complete(self, spec: TaskSpec, is_disconnected: Callable[[], Awaitable[bool]]) -> AnyTaskResult:
         """Run a task to its result for an HTTP client; a client that disconnects cancels it."""

@@ -69,7 +69,15 @@ class Settings(BaseSettings):
     )
 
     # --- generation ---------------------------------------------------------------------------------
-    max_new_tokens_limit: int = Field(2048, ge=1, le=32768, description="Upper bound for a request's max_new_tokens.")
+    max_new_tokens_limit: int = Field(
+        2048, ge=1, le=32768, description="Upper bound for a request's max_new_tokens (/v1: max_tokens)."
+    )
+    served_model_name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        description="The model id /v1 reports and accepts (besides `imagesense`); unset: IMAGESENSE_MODEL.",
+    )
     max_prompt_tokens: int = Field(
         8192,
         ge=256,
@@ -117,6 +125,13 @@ class Settings(BaseSettings):
         le=1_048_576,
         description="Smallest pixel area; smaller images are scaled up to it.",
     )
+
+    allowed_image_urls: list[str] = Field(
+        default_factory=list,
+        description="http(s) URL prefixes /v1 may fetch images from (JSON list, e.g. "
+        '["https://images.example.com/"]): same scheme, host and port, path under the prefix. Empty: none.',
+    )
+    image_url_timeout_s: float = Field(10.0, gt=0, le=300, description="Limit for fetching one image URL.")
 
     # --- image store ---------------------------------------------------------------------------------
     store_max_images: int = Field(256, ge=1, le=100_000, description="Uploaded images kept (LRU).")

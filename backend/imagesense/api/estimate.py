@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Form
 
 from imagesense.api.deps import ClientDep, FilesField, ImageIdsField, ServiceDep, error_responses, many_images
 from imagesense.api.forms import HISTORY_DESCRIPTION, estimate_options, parse_history
-from imagesense.schemas.tasks import Estimate, Question, TaskName, TaskOptions
+from imagesense.schemas.tasks import Estimate, Question, TaskOptions, TypedTask
 from imagesense.service import TaskSpec
 
 router = APIRouter(tags=["tasks"], responses=error_responses(400, 401, 403, 404, 413, 415, 422, 503))
@@ -16,7 +16,7 @@ router = APIRouter(tags=["tasks"], responses=error_responses(400, 401, 403, 404,
 async def estimate(
     service: ServiceDep,
     client: ClientDep,
-    task: Annotated[TaskName, Form()],
+    task: Annotated[TypedTask, Form()],
     options: Annotated[TaskOptions, Depends(estimate_options)],
     files: FilesField = None,
     image_ids: ImageIdsField = None,

@@ -11,10 +11,11 @@ from fastapi import Form
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from imagesense.errors import ValidationFailed, validation_error_from
-from imagesense.schemas.tasks import History, TaskOptions
+from imagesense.schemas.tasks import History, JsonSchema, TaskOptions
 
 M = TypeVar("M", bound=BaseModel)
 _HISTORY: TypeAdapter[list[Any]] = TypeAdapter(History)
+_JSON_SCHEMA: TypeAdapter[dict[str, Any]] = TypeAdapter(JsonSchema)
 
 
 def form_of(model: type[M], *, only: tuple[str, ...]) -> Callable[..., M]:
@@ -60,3 +61,15 @@ def parse_history(raw: str | None) -> list[Any]:
             f"history must be a JSON list of {{role, content}} turns ({detail})", field="history"
         ) from None
     return history
+
+
+def parse_json_schema(raw: str | None) -> dict[str, Any] | None:
+    """The ``json_schema`` form field (a JSON object as text), bounded as the stream's and /v1's."""
+    if not raw:
+        return None
+    try:
+        schema: dict[str, Any] = _JSON_SCHEMA.validate_json(raw)
+    except ValidationError as exc:
+        detail = validation_error_from(list(exc.errors()), skip=0, prefix="json_schema").message
+        raise ValidationFailed(f"json_schema must be a JSON object ({detail})", field="json_schema") from None
+    return schema

@@ -98,6 +98,7 @@ class StreamSession:
                 question=message.question,
                 history=message.history,
                 client=self.client.owner,
+                json_schema=message.json_schema,
             )
             self.task = self.service.submit(spec)
         except Exception as exc:  # noqa: BLE001 - known errors become events; anything else is a bug, logged

@@ -5,7 +5,16 @@ from typing import Annotated, Literal
 from pydantic import Discriminator, Field, Tag, TypeAdapter
 
 from imagesense.schemas.base import ApiModel
-from imagesense.schemas.tasks import MAX_IMAGES_PER_REQUEST, AnyTaskResult, History, Question, TaskName, TaskOptions
+from imagesense.schemas.tasks import (
+    JSON_SCHEMA_DESCRIPTION,
+    MAX_IMAGES_PER_REQUEST,
+    AnyTaskResult,
+    History,
+    JsonSchema,
+    Question,
+    TaskOptions,
+    TypedTask,
+)
 
 MAX_STREAM_MESSAGE_BYTES = 1024 * 1024  # a stream message carries ids and text, never images
 
@@ -14,11 +23,12 @@ class StreamRequest(ApiModel):
     """Client → server: start a task on images uploaded through POST /api/v1/images."""
 
     type: Literal["run"] = "run"
-    task: TaskName
+    task: TypedTask
     image_ids: list[str] = Field(min_length=1, max_length=MAX_IMAGES_PER_REQUEST)
     question: Question | None = None
     history: History = Field(default_factory=list)
     options: TaskOptions = Field(default_factory=TaskOptions)
+    json_schema: JsonSchema | None = Field(None, description=f"Ask only: {JSON_SCHEMA_DESCRIPTION}")
 
 
 class CancelRequest(ApiModel):

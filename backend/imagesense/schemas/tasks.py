@@ -1,12 +1,14 @@
 """Task options and results: the contract shared by the HTTP endpoints and the WebSocket stream."""
 
-from typing import Annotated, Literal
+import json
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints
 
 from imagesense.schemas.base import ApiModel
 
-TaskName = Literal["ocr", "describe", "ask"]
+TypedTask = Literal["ocr", "describe", "ask"]  # what a client names in the typed API and the stream
+TaskName = Literal[TypedTask, "chat"]  # chat: a /v1 conversation, as the client wrote it
 DescribeDetail = Literal["brief", "detailed"]
 Resolution = Literal["low", "auto", "high"]
 FinishReason = Literal["stop", "length", "repetition", "cancelled"]
@@ -21,6 +23,10 @@ MAX_HISTORY_CHARS = 64000
 MAX_IMAGES_PER_REQUEST = 32  # the hard cap; IMAGESENSE_MAX_IMAGES_PER_REQUEST sets the working limit below it
 MIN_PIXEL_BUDGET = 4096
 MAX_TEMPERATURE = 2.0
+MAX_JSON_SCHEMA_CHARS = 32000
+MAX_STOP_SEQUENCES = 4
+MAX_STOP_CHARS = 64
+SEED_RANGE = (-(2**63), 2**64 - 1)  # what a client may send; torch seeds take the value modulo 2**64
 
 
 def _not_blank(text: str) -> str:
@@ -57,6 +63,19 @@ def _check_history(history: list[Turn]) -> list[Turn]:
 History = Annotated[list[Turn], Field(max_length=MAX_HISTORY_TURNS), AfterValidator(_check_history)]
 
 
+def _check_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(schema)) > MAX_JSON_SCHEMA_CHARS:
+        raise ValueError(f"the schema is over {MAX_JSON_SCHEMA_CHARS} characters, the limit")
+    return schema
+
+
+JsonSchema = Annotated[dict[str, Any], AfterValidator(_check_json_schema)]
+JSON_SCHEMA_DESCRIPTION = (
+    "A JSON schema the answer must follow: the answer is then JSON valid against it (constrained "
+    "decoding), and `data` holds it parsed."
+)
+
+
 class TaskOptions(ApiModel):
     """Options every task takes. Unset fields use the task's defaults."""
 
@@ -80,6 +99,9 @@ class TaskOptions(ApiModel):
     )
     temperature: float = Field(0.0, ge=0.0, le=MAX_TEMPERATURE, description="0 is greedy (deterministic).")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling, when temperature > 0.")
+    seed: int | None = Field(
+        None, ge=SEED_RANGE[0], le=SEED_RANGE[1], description="With temperature > 0: the same seed, the same answer."
+    )
 
 
 class Usage(ApiModel):
@@ -116,6 +138,11 @@ class TaskResult(ApiModel):
     usage: Usage
     timings: Timings
     images: list[ImageUsage]
+    data: Any = Field(
+        None,
+        description="With `json_schema`: the answer parsed, valid against the schema (null only if the "
+        "answer isn't: an engine that can't constrain its output, say).",
+    )
 
 
 class OcrLine(ApiModel):

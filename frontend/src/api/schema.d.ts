@@ -172,10 +172,70 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Models
+         * @description The model this server serves (whether or not it has finished loading: /api/v1/ready says).
+         */
+        get: operations["list_models_v1_models_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/chat/completions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Chat Completions
+         * @description A chat completion; with ``stream: true``, Server-Sent Events of ``chat.completion.chunk``s.
+         */
+        post: operations["chat_completions_v1_chat_completions_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** Architecture */
+        Architecture: {
+            /** Input Modalities */
+            input_modalities: ("text" | "image")[];
+            /** Output Modalities */
+            output_modalities: "text"[];
+        };
+        /** AssistantMessage */
+        AssistantMessage: {
+            /**
+             * Role
+             * @default assistant
+             * @constant
+             */
+            role?: "assistant";
+            /** Content */
+            content: string;
+            /** Refusal */
+            refusal?: null;
+        };
         /** Body_ask_api_v1_ask_post */
         Body_ask_api_v1_ask_post: {
             /**
@@ -198,6 +258,11 @@ export interface components {
              * @description Earlier turns as JSON: [{"role": "user", "content": "..."}, {"role": "assistant", ...}, ...]
              */
             history?: string | null;
+            /**
+             * Json Schema
+             * @description A JSON schema the answer must follow: the answer is then JSON valid against it (constrained decoding), and `data` holds it parsed. (JSON text)
+             */
+            json_schema?: string | null;
             /**
              * Max New Tokens
              * @description Tokens to generate at most (capped by IMAGESENSE_MAX_NEW_TOKENS_LIMIT).
@@ -398,6 +463,103 @@ export interface components {
             /** File */
             file: Blob;
         };
+        /** ChatCompletion */
+        ChatCompletion: {
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @default chat.completion
+             * @constant
+             */
+            object?: "chat.completion";
+            /** Created */
+            created: number;
+            /** Model */
+            model: string;
+            /** System Fingerprint */
+            system_fingerprint: string;
+            /** Choices */
+            choices: components["schemas"]["Choice"][];
+            usage: components["schemas"]["CompletionUsage"];
+        };
+        /** ChatCompletionRequest */
+        ChatCompletionRequest: {
+            /**
+             * Model
+             * @description The id from GET /v1/models.
+             */
+            model: string;
+            /** Messages */
+            messages: components["schemas"]["ChatMessageIn"][];
+            /**
+             * Max Tokens
+             * @description Deprecated by OpenAI; same as max_completion_tokens.
+             */
+            max_tokens?: number | null;
+            /** Max Completion Tokens */
+            max_completion_tokens?: number | null;
+            /** Temperature */
+            temperature?: number | null;
+            /** Top P */
+            top_p?: number | null;
+            /** Seed */
+            seed?: number | null;
+            /** Stop */
+            stop?: string | string[] | null;
+            /** N */
+            n?: number | null;
+            /**
+             * Stream
+             * @default false
+             */
+            stream?: boolean;
+            stream_options?: components["schemas"]["StreamOptions"] | null;
+            response_format?: components["schemas"]["ResponseFormat"] | null;
+            /** Tools */
+            tools?: unknown[] | null;
+            /** Logprobs */
+            logprobs?: boolean | null;
+        };
+        /** ChatMessageIn */
+        ChatMessageIn: {
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "system" | "developer" | "user" | "assistant";
+            /**
+             * Content
+             * @description Text, or a list of text and image parts (images in user messages only).
+             */
+            content?: string | (components["schemas"]["TextContent"] | components["schemas"]["ImageContent"])[] | null;
+        };
+        /** Choice */
+        Choice: {
+            /**
+             * Index
+             * @default 0
+             */
+            index?: number;
+            message: components["schemas"]["AssistantMessage"];
+            /**
+             * Finish Reason
+             * @enum {string}
+             */
+            finish_reason: "stop" | "length";
+            /** Logprobs */
+            logprobs?: null;
+        };
+        /** CompletionUsage */
+        CompletionUsage: {
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Completion Tokens */
+            completion_tokens: number;
+            /** Total Tokens */
+            total_tokens: number;
+            prompt_tokens_details: components["schemas"]["PromptTokensDetails"];
+        };
         /** ErrorBody */
         ErrorBody: {
             /**
@@ -434,7 +596,7 @@ export interface components {
              * Task
              * @enum {string}
              */
-            task: "ocr" | "describe" | "ask";
+            task: "ocr" | "describe" | "ask" | "chat";
             /**
              * Engine
              * @enum {string}
@@ -472,6 +634,11 @@ export interface components {
              */
             basis: string;
         };
+        /** HTTPValidationError */
+        HTTPValidationError: {
+            /** Detail */
+            detail?: components["schemas"]["ValidationError"][];
+        };
         /** Health */
         Health: {
             /**
@@ -480,6 +647,19 @@ export interface components {
              * @constant
              */
             status: "ok";
+        };
+        /** ImageContent */
+        ImageContent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "image_url";
+            /**
+             * Image Url
+             * @description An image_url object, or the URL alone (as Ollama accepts).
+             */
+            image_url: components["schemas"]["ImageUrl"] | string;
         };
         /** ImageInfo */
         ImageInfo: {
@@ -508,6 +688,21 @@ export interface components {
              * @description Size of the uploaded file.
              */
             bytes: number;
+        };
+        /** ImageUrl */
+        ImageUrl: {
+            /**
+             * Url
+             * @description A data: URL (base64), imagesense://<image_id> for an uploaded image, or an http(s) URL under a prefix the operator allows (IMAGESENSE_ALLOWED_IMAGE_URLS).
+             */
+            url: string;
+            /**
+             * Detail
+             * @description The pixel budget: low, auto (the task's own) or high.
+             * @default auto
+             * @enum {string}
+             */
+            detail?: "low" | "auto" | "high";
         };
         /** ImageUsage */
         ImageUsage: {
@@ -543,6 +738,53 @@ export interface components {
              * @description Visual tokens the image became.
              */
             visual_tokens: number;
+        };
+        /** JsonSchemaFormat */
+        JsonSchemaFormat: {
+            /**
+             * Name
+             * @default answer
+             */
+            name?: string;
+            /** Description */
+            description?: string | null;
+            /** Schema */
+            schema?: {
+                [key: string]: unknown;
+            };
+            /** Strict */
+            strict?: boolean | null;
+        };
+        /** ModelCard */
+        ModelCard: {
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @default model
+             * @constant
+             */
+            object?: "model";
+            /** Created */
+            created: number;
+            /**
+             * Owned By
+             * @default imagesense
+             */
+            owned_by?: string;
+            /** @description What the model reads and writes, as llama-server reports it. */
+            architecture: components["schemas"]["Architecture"];
+        };
+        /** ModelList */
+        ModelList: {
+            /**
+             * Object
+             * @default list
+             * @constant
+             */
+            object?: "list";
+            /** Data */
+            data: components["schemas"]["ModelCard"][];
         };
         /** ModelState */
         ModelState: {
@@ -606,6 +848,11 @@ export interface components {
             /** Images */
             images: components["schemas"]["ImageUsage"][];
             /**
+             * Data
+             * @description With `json_schema`: the answer parsed, valid against the schema (null only if the answer isn't: an engine that can't constrain its output, say).
+             */
+            data: unknown;
+            /**
              * Engine
              * @description The engine whose text this is.
              * @enum {string}
@@ -626,6 +873,24 @@ export interface components {
              * @description How far the page was turned counter-clockwise (fast engine).
              */
             rotation: (0 | 90 | 180 | 270) | null;
+        };
+        /**
+         * OpenAIError
+         * @description Errors on /v1, in OpenAI's envelope (the typed API under /api/v1 keeps its own).
+         */
+        OpenAIError: {
+            error: components["schemas"]["OpenAIErrorBody"];
+        };
+        /** OpenAIErrorBody */
+        OpenAIErrorBody: {
+            /** Message */
+            message: string;
+            /** Type */
+            type: string;
+            /** Param */
+            param: string | null;
+            /** Code */
+            code: string | null;
         };
         /** PoolStats */
         PoolStats: {
@@ -666,6 +931,14 @@ export interface components {
              */
             peak_active: number;
         };
+        /** PromptTokensDetails */
+        PromptTokensDetails: {
+            /**
+             * Cached Tokens
+             * @description Prompt tokens reused from an earlier request (not computed again).
+             */
+            cached_tokens: number;
+        };
         /** Readiness */
         Readiness: {
             /**
@@ -683,6 +956,15 @@ export interface components {
             vlm: components["schemas"]["ModelState"];
             /** @description PP-OCR: fast OCR with line boxes. */
             fast_ocr: components["schemas"]["ModelState"];
+        };
+        /** ResponseFormat */
+        ResponseFormat: {
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "text" | "json_object" | "json_schema";
+            json_schema?: components["schemas"]["JsonSchemaFormat"] | null;
         };
         /**
          * Stats
@@ -727,13 +1009,21 @@ export interface components {
             peak_active: number;
             fast_ocr: components["schemas"]["PoolStats"];
         };
+        /** StreamOptions */
+        StreamOptions: {
+            /**
+             * Include Usage
+             * @default false
+             */
+            include_usage?: boolean;
+        };
         /** TaskResult */
         TaskResult: {
             /**
              * Task
              * @enum {string}
              */
-            task: "ocr" | "describe" | "ask";
+            task: "ocr" | "describe" | "ask" | "chat";
             /** Text */
             text: string;
             /** Model */
@@ -747,6 +1037,21 @@ export interface components {
             timings: components["schemas"]["Timings"];
             /** Images */
             images: components["schemas"]["ImageUsage"][];
+            /**
+             * Data
+             * @description With `json_schema`: the answer parsed, valid against the schema (null only if the answer isn't: an engine that can't constrain its output, say).
+             */
+            data: unknown;
+        };
+        /** TextContent */
+        TextContent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "text";
+            /** Text */
+            text: string;
         };
         /** Timings */
         Timings: {
@@ -792,6 +1097,19 @@ export interface components {
             /** Completion Tokens */
             completion_tokens: number;
         };
+        /** ValidationError */
+        ValidationError: {
+            /** Location */
+            loc: (string | number)[];
+            /** Message */
+            msg: string;
+            /** Error Type */
+            type: string;
+            /** Input */
+            input?: unknown;
+            /** Context */
+            ctx?: Record<string, never>;
+        };
         /**
          * CancelRequest
          * @description Client → server: stop the running task (closing the socket does too).
@@ -829,6 +1147,14 @@ export interface components {
             /** History */
             history?: components["schemas"]["Turn"][];
             options?: components["schemas"]["TaskOptions"];
+            /**
+             * Json Schema
+             * @description Ask only: A JSON schema the answer must follow: the answer is then JSON valid against it (constrained decoding), and `data` holds it parsed.
+             * @default null
+             */
+            json_schema?: {
+                [key: string]: unknown;
+            } | null;
         };
         /**
          * TaskOptions
@@ -879,6 +1205,12 @@ export interface components {
              * @default 1
              */
             top_p?: number;
+            /**
+             * Seed
+             * @description With temperature > 0: the same seed, the same answer.
+             * @default null
+             */
+            seed?: number | null;
         };
         /** Turn */
         Turn: {
@@ -1695,6 +2027,204 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_models_v1_models_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelList"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description Gateway Timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+        };
+    };
+    chat_completions_v1_chat_completions_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChatCompletionRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatCompletion"];
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description Gateway Timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
                 };
             };
         };

@@ -8,6 +8,7 @@ export const describeResult: TaskResult = {
   usage: { prompt_tokens: 220, image_tokens: 192, cached_tokens: 0, completion_tokens: 9 },
   timings: { queue_ms: 0, prefill_ms: 120, decode_ms: 300, total_ms: 420 },
   images: [],
+  data: null,
 };
 
 export const ocrResult: OcrResult = {

@@ -1,0 +1,222 @@
+"""/v1 chat completions as service tasks: an OpenAI request → a ``chat`` TaskSpec, and the task's
+result or events → an OpenAI response or Server-Sent Events. Same pool, limits, deadlines, logs and
+metrics as every other task: a chat is one more task."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from imagesense import __version__
+from imagesense.auth import Client
+from imagesense.engine.protocol import ChatMessage, ImagePart, Role, TextPart
+from imagesense.errors import ApiError, InternalError, NotFound, ValidationFailed, api_error_from, openai_error_body
+from imagesense.handles import TaskHandle
+from imagesense.image_urls import ImageUrls
+from imagesense.jobs import JobCancelled, Output, Queued
+from imagesense.schemas.openai_compat import (
+    MAX_CHAT_TEXT_CHARS,
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatFinishReason,
+    ChatMessageIn,
+    Choice,
+    ChunkChoice,
+    CompletionUsage,
+    Delta,
+    PromptTokensDetails,
+)
+from imagesense.schemas.tasks import AnyTaskResult, Resolution, TaskOptions
+from imagesense.service import TaskSpec
+from imagesense.store import StoredImage
+
+MODEL_ALIAS = "imagesense"
+# The typed API's field names as /v1 calls them, for the errors the service raises.
+FIELDS = {
+    "json_schema": "response_format",
+    "max_new_tokens": "max_tokens",
+    "image_ids": "messages",
+    "question": "messages",
+    "history": "messages",
+}
+DETAIL_ORDER: dict[Resolution, int] = {"low": 0, "auto": 1, "high": 2}
+
+
+@dataclass(frozen=True)
+class CompletionIds:
+    """What every chunk and response of one completion repeats."""
+
+    id: str
+    created: int
+    model: str
+    fingerprint: str = f"imagesense-{__version__}"
+
+    @classmethod
+    def new(cls, request_id: str, model: str) -> CompletionIds:
+        return cls(f"chatcmpl-{request_id}", int(time.time()), model)
+
+
+def check_model(requested: str, served: str) -> None:
+    if requested not in (served, MODEL_ALIAS):
+        raise NotFound(
+            f"model {requested!r} is not served here; GET /v1/models lists {served!r} (or use {MODEL_ALIAS!r})",
+            field="model",
+        )
+
+
+async def chat_spec(request: ChatCompletionRequest, client: Client, urls: ImageUrls) -> TaskSpec:
+    """The task of a chat request: its messages with image placeholders, and the images loaded."""
+    conversation: list[ChatMessage] = []
+    images: list[StoredImage] = []
+    details: list[Resolution] = []
+    for index, message in enumerate(request.messages):
+        parts: list[TextPart | ImagePart] = []
+        for place, part, detail in _parts(message, f"messages[{index}].content"):
+            if isinstance(part, str):
+                parts.append({"type": "text", "text": part})
+                continue
+            if message.role != "user":
+                raise ValidationFailed(f"{place}: images go in user messages", field=place)
+            images.append(await urls.load(client.owner, part.url, place))
+            details.append(detail)
+            parts.append({"type": "image"})
+        role: Role = "system" if message.role == "developer" else message.role
+        conversation.append({"role": role, "content": parts})
+    _check_text_size(conversation)
+    return TaskSpec(
+        "chat",
+        images,
+        _options(request, max(details, key=DETAIL_ORDER.__getitem__, default="auto")),
+        client=client.owner,
+        conversation=conversation,
+        json_schema=_schema(request),
+        stop=(request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ()),
+        fields=FIELDS,
+    )
+
+
+@dataclass(frozen=True)
+class _ImageRef:
+    url: str
+
+
+def _parts(message: ChatMessageIn, place: str) -> list[tuple[str, str | _ImageRef, Resolution]]:
+    """(where, text or image, detail) for each part of a message, in order."""
+    if message.content is None or isinstance(message.content, str):
+        return [(place, message.content or "", "auto")]
+    found: list[tuple[str, str | _ImageRef, Resolution]] = []
+    for index, part in enumerate(message.content):
+        where = f"{place}[{index}]"
+        if part.type == "text":
+            found.append((where, part.text, "auto"))
+        elif isinstance(part.image_url, str):
+            found.append((f"{where}.image_url", _ImageRef(part.image_url), "auto"))
+        else:
+            found.append((f"{where}.image_url", _ImageRef(part.image_url.url), part.image_url.detail))
+    return found
+
+
+def _check_text_size(conversation: list[ChatMessage]) -> None:
+    total = sum(len(part["text"]) for message in conversation for part in message["content"] if part["type"] == "text")
+    if total > MAX_CHAT_TEXT_CHARS:
+        raise ValidationFailed(
+            f"messages: {total} characters of text; the limit is {MAX_CHAT_TEXT_CHARS}", field="messages"
+        )
+
+
+def _options(request: ChatCompletionRequest, detail: Resolution) -> TaskOptions:
+    return TaskOptions(
+        max_new_tokens=request.max_completion_tokens or request.max_tokens,
+        resolution=detail,
+        temperature=request.temperature or 0.0,  # greedy unless asked: as the typed API
+        top_p=request.top_p or 1.0,
+        seed=request.seed,
+    )
+
+
+def _schema(request: ChatCompletionRequest) -> Mapping[str, Any] | None:
+    response_format = request.response_format
+    if response_format is None or response_format.type == "text":
+        return None
+    if response_format.type == "json_object":
+        return {"type": "object"}
+    if response_format.json_schema is None:
+        raise ValidationFailed(
+            "response_format: json_schema is required with type json_schema", field="response_format.json_schema"
+        )
+    return response_format.json_schema.schema_
+
+
+def finish_reason(result: AnyTaskResult) -> ChatFinishReason:
+    # A loop cut short by the repetition guard is an incomplete answer, as one cut by the token limit.
+    return "stop" if result.finish_reason == "stop" else "length"
+
+
+def usage(result: AnyTaskResult) -> CompletionUsage:
+    counted = result.usage
+    return CompletionUsage(
+        prompt_tokens=counted.prompt_tokens,
+        completion_tokens=counted.completion_tokens,
+        total_tokens=counted.prompt_tokens + counted.completion_tokens,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=counted.cached_tokens),
+    )
+
+
+def completion(result: AnyTaskResult, ids: CompletionIds) -> ChatCompletion:
+    return ChatCompletion(
+        id=ids.id,
+        created=ids.created,
+        model=ids.model,
+        system_fingerprint=ids.fingerprint,
+        choices=[Choice(message=AssistantMessage(content=result.text), finish_reason=finish_reason(result))],
+        usage=usage(result),
+    )
+
+
+def _chunk(ids: CompletionIds, choices: list[ChunkChoice], usage: CompletionUsage | None = None) -> str:
+    chunk = ChatCompletionChunk(
+        id=ids.id,
+        created=ids.created,
+        model=ids.model,
+        system_fingerprint=ids.fingerprint,
+        choices=choices,
+        usage=usage,
+    )
+    return f"data: {chunk.model_dump_json()}\n\n"
+
+
+async def event_stream(
+    handle: TaskHandle[AnyTaskResult], ids: CompletionIds, include_usage: bool
+) -> AsyncIterator[str]:
+    """The SSE body: the role, the text as it comes, the finish reason, the usage if asked, [DONE].
+    A client that leaves ends this generator (the server cancels it), and that cancels the job."""
+    try:
+        yield _chunk(ids, [ChunkChoice(delta=Delta(role="assistant", content=""))])
+        async for event in handle.events():
+            if isinstance(event, Output) and event.text:
+                yield _chunk(ids, [ChunkChoice(delta=Delta(content=event.text))])
+            elif isinstance(event, Queued):  # a comment: keeps proxies from closing a quiet connection
+                yield f": queued, position {event.position}\n\n"
+        try:
+            result = await handle.result()
+        except JobCancelled:
+            return
+        except Exception as exc:  # noqa: BLE001 - the status is sent: say what went wrong in the stream
+            yield f"data: {json.dumps(_stream_error(exc))}\n\n"
+            return
+        yield _chunk(ids, [ChunkChoice(delta=Delta(), finish_reason=finish_reason(result))])
+        if include_usage:
+            yield _chunk(ids, [], usage(result))
+        yield "data: [DONE]\n\n"
+    finally:
+        handle.cancel()  # nothing if it ended; a client gone mid-stream frees the slot
+
+
+def _stream_error(exc: Exception) -> dict[str, Any]:
+    error: ApiError = api_error_from(exc) or InternalError("the generation failed; the log has the details")
+    return openai_error_body(error)
