@@ -45,7 +45,8 @@ EXACT = {"dtype": "float32", "quantization": "none"}
 
 
 @contextmanager
-def service(checkpoint: Path, **overrides: Any) -> Iterator[TestClient]:
+def service(checkpoint: Path, *, wait: bool = True, **overrides: Any) -> Iterator[TestClient]:
+    """A service on ``checkpoint``; ``wait``: until every engine has loaded (or failed)."""
     options = {
         "warmup": False,
         "static_dir": Path("/nonexistent"),
@@ -55,7 +56,8 @@ def service(checkpoint: Path, **overrides: Any) -> Iterator[TestClient]:
     }
     settings = Settings(model=str(checkpoint), **options)
     with TestClient(create_app(settings)) as client:
-        wait_ready(client)
+        if wait:
+            wait_ready(client)
         yield client
 
 

@@ -19,7 +19,7 @@ import openai
 import pytest
 
 from live import LiveServer, live_server
-from support import image_bytes
+from support import image_bytes, service
 from test_constrained import INVOICE
 
 KEY = "sk-imagesense-test-0123456789abcdef"
@@ -255,3 +255,52 @@ def test_a_client_that_leaves_mid_stream_frees_the_slot(sdk: openai.OpenAI, serv
     assert now["active"] == 0
     assert now["cancelled"] == before + 1  # stopped, not run to its 2000 tokens
     assert received[0].choices[0].delta.role == "assistant"
+
+
+def test_stop_sequences_end_the_answer_before_them(sdk: openai.OpenAI) -> None:
+    messages: Any = [user("Describe it.", data_url())]
+    free = sdk.chat.completions.create(model="qwen3-vl-tiny", messages=messages, max_tokens=16)
+    text = free.choices[0].message.content or ""
+    stop = text[4:7]
+    stopped = sdk.chat.completions.create(model="qwen3-vl-tiny", messages=messages, max_tokens=16, stop=[stop, "@@"])
+    assert stopped.choices[0].message.content == text[: text.index(stop)]
+    assert stopped.choices[0].finish_reason == "stop"
+
+
+def test_a_full_queue_and_an_engine_not_loaded_answer_in_the_envelope(tiny_checkpoint: Path) -> None:
+    chat = {"model": "imagesense", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 400}
+    with service(tiny_checkpoint, max_concurrency=1, queue_size=0, repetition_guard=False) as client:
+        with client.stream("POST", "/v1/chat/completions", json=chat | {"stream": True}) as running:
+            next(running.iter_lines())  # the first chunk: the only slot is taken
+            full = client.post("/v1/chat/completions", json=chat)
+        assert full.status_code == 429
+        assert full.headers["Retry-After"]
+        assert full.json()["error"]["type"] == "rate_limit_error"
+    with service(tiny_checkpoint, load_model=False, fast_ocr=False) as client:
+        down = client.post("/v1/chat/completions", json=chat)
+        assert down.status_code == 503
+        assert set(down.json()["error"]) == {"message", "type", "param", "code"}
+        assert client.post("/api/v1/ask", data={"question": "x"}).json()["error"]["request_id"]  # /api/v1: our shape
+
+
+def test_a_model_still_loading_is_a_503_with_retry_after(
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imagesense import engines
+
+    loading = threading.Event()
+
+    def slow_load(*_args: Any, **_kwargs: Any) -> Any:
+        loading.wait(30)
+        raise RuntimeError("not this time")
+
+    monkeypatch.setattr(engines, "open_transformers_engine", slow_load)
+    chat = {"model": "imagesense", "messages": [{"role": "user", "content": "Hi"}]}
+    try:
+        with service(tiny_checkpoint, wait=False, fast_ocr=False) as client:
+            refused = client.post("/v1/chat/completions", json=chat)
+    finally:
+        loading.set()
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "10"
+    assert refused.json()["error"]["type"] == "service_unavailable"

@@ -19,6 +19,7 @@ from imagesense.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+RETRY_WHILE_LOADING_S = 10
 
 
 def thread_share(settings: Settings, active: Callable[[], int]) -> Callable[[], int]:
@@ -86,7 +87,10 @@ class EngineRuntime(Generic[T]):
 
     def get(self) -> T:
         if (reason := self._why_not_ready()) is not None or self._engine is None:
-            raise ModelUnavailable(f"the {self._label} is not ready: {reason}")
+            # Worth a retry while it loads or an upstream is down; not when it failed or is disabled.
+            later = self._status in ("loading", "ready")
+            headers = {"Retry-After": str(RETRY_WHILE_LOADING_S)} if later else None
+            raise ModelUnavailable(f"the {self._label} is not ready: {reason}", headers=headers)
         return self._engine
 
     def state(self) -> ModelState:

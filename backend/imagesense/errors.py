@@ -45,6 +45,14 @@ class InvalidImage(ApiError):
     status, code = 400, "invalid_image"
 
 
+class InvalidDocument(ApiError):
+    status, code = 400, "invalid_document"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.code = code or self.code
+
+
 class BadHost(ApiError):
     status, code = 400, "bad_host"
 

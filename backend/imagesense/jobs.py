@@ -60,7 +60,15 @@ class Reset:
     """Forget the text so far: what follows replaces it (auto OCR's fallback)."""
 
 
-JobEvent = Queued | Started | Output | Reset
+@dataclass(frozen=True)
+class Progress:
+    """A document task has finished ``done`` of its ``total`` pages."""
+
+    done: int
+    total: int
+
+
+JobEvent = Queued | Started | Output | Reset | Progress
 _FINISHED = object()
 
 
@@ -76,6 +84,9 @@ class JobContext:
 
     def emit(self, text: str) -> None:
         self._job.publish(Output(text))
+
+    def progress(self, done: int, total: int) -> None:
+        self._job.publish(Progress(done, total))
 
     @property
     def queue_ms(self) -> float:
@@ -140,7 +151,7 @@ class Job(Generic[T]):
             event = await self._events.get()
             if event is _FINISHED:
                 return
-            assert isinstance(event, Queued | Started | Output | Reset)
+            assert isinstance(event, Queued | Started | Output | Reset | Progress)
             yield event
 
     def timeout_error(self) -> JobTimedOut:

@@ -15,6 +15,9 @@ from imagesense.api.metrics import router as metrics_router
 from imagesense.api.openai_compat import router as openai_router
 from imagesense.api.openapi import add_stream_schemas
 from imagesense.auth import ApiKeys
+from imagesense.documents.pdf import Pdfium
+from imagesense.documents.service import DocumentService
+from imagesense.documents.store import DocumentStore
 from imagesense.engines import fast_ocr_runtime, thread_share, vlm_runtime
 from imagesense.errors import install_error_handlers
 from imagesense.image_urls import ImageUrls
@@ -55,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = ImageStore(settings.store_max_images, settings.store_max_bytes)
         app.state.service = service = TaskService(settings, store, engines, app.state.metrics)
         app.state.image_urls = image_urls = ImageUrls(settings, service)
+        document_store = DocumentStore(settings.store_max_documents, settings.store_max_bytes)
+        app.state.documents = DocumentService(service, document_store, Pdfium(settings.max_pdf_pages))
         app.state.metrics.watch(service.live_state())
         engines.fast_ocr.start_loading()
         engines.vlm.start_loading()

@@ -246,7 +246,12 @@ class TaskService:
 
     async def complete(self, spec: TaskSpec, is_disconnected: Callable[[], Awaitable[bool]]) -> AnyTaskResult:
         """Run a task to its result for an HTTP client; a client that disconnects cancels it."""
-        handle = self.submit(spec)
+        return await self.follow(self.submit(spec), is_disconnected)
+
+    async def follow(
+        self, handle: TaskHandle[AnyTaskResult], is_disconnected: Callable[[], Awaitable[bool]]
+    ) -> AnyTaskResult:
+        """A submitted task's result for an HTTP client; a client that disconnects cancels it."""
         watcher = asyncio.create_task(_cancel_on_disconnect(handle, is_disconnected))
         try:
             return await handle.result()

@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     )
     image_url_timeout_s: float = Field(10.0, gt=0, le=300, description="Limit for fetching one image URL.")
 
+    max_pdf_pages: int = Field(50, ge=1, le=2000, description="Pages a PDF may have (413 past it).")
+    store_max_documents: int = Field(64, ge=1, le=10_000, description="Uploaded PDFs kept (LRU).")
+
     # --- image store ---------------------------------------------------------------------------------
     store_max_images: int = Field(256, ge=1, le=100_000, description="Uploaded images kept (LRU).")
     store_max_bytes: int = Field(

@@ -7,7 +7,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
 from imagesense.auth import ApiKeys, Client
+from imagesense.documents.pdf import is_pdf
+from imagesense.documents.service import DocumentService
+from imagesense.documents.store import StoredDocument
 from imagesense.errors import ValidationFailed
+from imagesense.schemas.documents import MAX_PASSWORD_CHARS, PAGES_DESCRIPTION
 from imagesense.schemas.errors import ErrorResponse
 from imagesense.service import TaskService
 from imagesense.store import StoredImage
@@ -23,7 +27,13 @@ def get_keys(connection: HTTPConnection) -> ApiKeys:
     return keys
 
 
+def get_documents(connection: HTTPConnection) -> DocumentService:
+    documents: DocumentService = connection.app.state.documents
+    return documents
+
+
 ServiceDep = Annotated[TaskService, Depends(get_service)]
+DocumentsDep = Annotated[DocumentService, Depends(get_documents)]
 # Declares the scheme in the OpenAPI spec, so generated clients send the key.
 _BEARER = HTTPBearer(auto_error=False, description="An API key, when the server has them (IMAGESENSE_API_KEYS).")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
@@ -67,7 +77,14 @@ async def read_upload(service: TaskService, client: Client, upload: UploadFile, 
     return await service.upload(client.owner, data, field=field)
 
 
-FileField = Annotated[UploadFile | None, File(description="The image file (JPEG, PNG, WebP, GIF, BMP, TIFF).")]
+FileField = Annotated[
+    UploadFile | None, File(description="The image file (JPEG, PNG, WebP, GIF, BMP, TIFF), or a PDF.")
+]
+DocumentIdField = Annotated[str | None, Form(description="Id of a PDF uploaded with POST /api/v1/documents.")]
+PagesField = Annotated[str | None, Form(max_length=200, description=PAGES_DESCRIPTION)]
+PasswordField = Annotated[
+    str | None, Form(max_length=MAX_PASSWORD_CHARS, description="The password of an encrypted PDF.")
+]
 ImageIdField = Annotated[str | None, Form(description="Id of an image uploaded with POST /api/v1/images.")]
 FilesField = Annotated[list[UploadFile] | None, File(description="Images (or give image_ids).")]
 ImageIdsField = Annotated[list[str] | None, Form(description="Ids of uploaded images.")]
@@ -93,3 +110,26 @@ async def single_image(
         return await read_upload(service, client, file, "file")
     assert image_id is not None
     return service.store.get(client.owner, image_id, field="image_id")
+
+
+async def single_input(
+    service: TaskService,
+    documents: DocumentService,
+    client: Client,
+    file: UploadFile | None,
+    image_id: str | None,
+    document_id: str | None = None,
+    password: str | None = None,
+) -> StoredImage | StoredDocument:
+    """The one input of an OCR, describe or extract request: an image or a PDF, uploaded or by id."""
+    if sum(value is not None for value in (file, image_id, document_id)) != 1:
+        raise ValidationFailed("send exactly one of `file`, `image_id` or `document_id`", field="file")
+    if document_id is not None:
+        return documents.resolve(client.owner, document_id)
+    if image_id is not None:
+        return service.store.get(client.owner, image_id, field="image_id")
+    assert file is not None
+    data = await file.read(service.settings.max_upload_bytes + 1)
+    if is_pdf(data):
+        return await documents.upload(client.owner, data, password, field="file")
+    return await service.upload(client.owner, data, field="file")

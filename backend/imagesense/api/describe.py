@@ -1,18 +1,24 @@
-"""Describe: a brief or detailed description of one image."""
+"""Describe: a brief or detailed description of one image (or of a PDF's pages)."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
+from imagesense import budgets
 from imagesense.api.deps import (
     ERROR_RESPONSES,
     ClientDep,
+    DocumentIdField,
+    DocumentsDep,
     FileField,
     ImageIdField,
+    PagesField,
+    PasswordField,
     ServiceDep,
-    single_image,
+    single_input,
 )
 from imagesense.api.forms import describe_options
+from imagesense.documents.store import StoredDocument
 from imagesense.schemas.tasks import TaskOptions, TaskResult
 from imagesense.service import TaskSpec
 
@@ -23,10 +29,19 @@ router = APIRouter(tags=["tasks"], responses=ERROR_RESPONSES)
 async def describe(
     request: Request,
     service: ServiceDep,
+    documents: DocumentsDep,
     client: ClientDep,
     options: Annotated[TaskOptions, Depends(describe_options)],
     file: FileField = None,
     image_id: ImageIdField = None,
+    document_id: DocumentIdField = None,
+    pages: PagesField = None,
+    password: PasswordField = None,
 ) -> TaskResult:
-    image = await single_image(service, client, file, image_id)
-    return await service.complete(TaskSpec("describe", [image], options, client=client.owner), request.is_disconnected)
+    source = await single_input(service, documents, client, file, image_id, document_id, password)
+    if isinstance(source, StoredDocument):
+        budget = budgets.pixel_budget("describe", options, service.settings)
+        images = await documents.page_images(source, pages, budget, service.settings.max_images_per_request)
+    else:
+        images = [source]
+    return await service.complete(TaskSpec("describe", images, options, client=client.owner), request.is_disconnected)

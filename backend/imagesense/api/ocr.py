@@ -1,11 +1,23 @@
-"""OCR: all the text of one image, in reading order, lines kept."""
+"""OCR: all the text of one image or PDF, in reading order, lines kept."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from imagesense.api.deps import ERROR_RESPONSES, ClientDep, FileField, ImageIdField, ServiceDep, single_image
+from imagesense.api.deps import (
+    ERROR_RESPONSES,
+    ClientDep,
+    DocumentIdField,
+    DocumentsDep,
+    FileField,
+    ImageIdField,
+    PagesField,
+    PasswordField,
+    ServiceDep,
+    single_input,
+)
 from imagesense.api.forms import ocr_options
+from imagesense.documents.store import StoredDocument
 from imagesense.schemas.tasks import OcrResult, TaskOptions
 from imagesense.service import TaskSpec
 
@@ -16,13 +28,24 @@ router = APIRouter(tags=["tasks"], responses=ERROR_RESPONSES)
 async def ocr(
     request: Request,
     service: ServiceDep,
+    documents: DocumentsDep,
     client: ClientDep,
     options: Annotated[TaskOptions, Depends(ocr_options)],
     file: FileField = None,
     image_id: ImageIdField = None,
+    document_id: DocumentIdField = None,
+    pages: PagesField = None,
+    password: PasswordField = None,
 ) -> OcrResult:
-    """The text of one image: from the fast engine with line boxes, or from the VLM (see `engine`)."""
-    image = await single_image(service, client, file, image_id)
-    result = await service.complete(TaskSpec("ocr", [image], options, client=client.owner), request.is_disconnected)
+    """The text of one image (the fast engine with line boxes, or the VLM: see `engine`), or of a PDF's
+    pages: text-layer pages read exactly, scanned ones by the fast engine, one result per page."""
+    source = await single_input(service, documents, client, file, image_id, document_id, password)
+    if isinstance(source, StoredDocument):
+        job = documents.submit_ocr(source, pages, client.owner)
+        result = await service.follow(job, request.is_disconnected)
+    else:
+        result = await service.complete(
+            TaskSpec("ocr", [source], options, client=client.owner), request.is_disconnected
+        )
     assert isinstance(result, OcrResult)  # the OCR task always yields an OcrResult
     return result

@@ -24,7 +24,7 @@ from transformers import LogitsProcessor
 
 from imagesense.devtools.bench_scenarios import bench_image
 from imagesense.devtools.checkpoint import cached_checkpoint
-from imagesense.engine.constrained import JsonConstraints, JsonLogits, compile_schema, canonical
+from imagesense.engine.constrained import JsonConstraints, JsonLogits, canonical, compile_schema
 from imagesense.engine.loader import load_model
 from imagesense.engine.protocol import GenerationRequest, Unattended
 from imagesense.engine.transformers_engine import TransformersEngine

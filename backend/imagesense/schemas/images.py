@@ -6,7 +6,7 @@ from pydantic import Field
 
 from imagesense.schemas.base import ApiModel
 
-ImageFormat = Literal["jpeg", "png", "webp", "gif", "bmp", "tiff"]
+ImageFormat = Literal["jpeg", "png", "webp", "gif", "bmp", "tiff", "pdf"]  # pdf: a rendered page
 
 
 class ImageInfo(ApiModel):

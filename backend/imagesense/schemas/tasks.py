@@ -156,6 +156,21 @@ class OcrLine(ApiModel):
     )
 
 
+class PageOcr(ApiModel):
+    """One page of a PDF's OCR."""
+
+    page: int
+    source: Literal["pdf_text", "ocr"] = Field(
+        description="pdf_text: read from the page's text layer (exact); ocr: recognised from a render."
+    )
+    text: str
+    lines: list[OcrLine] = Field(description="Boxes in pixels of the page rendered at `width` × `height`.")
+    markdown: str | None
+    width: int
+    height: int
+    elapsed_ms: float
+
+
 class OcrResult(TaskResult):
     """OCR's result: the text plus, from the fast engine, its lines with boxes."""
 
@@ -165,6 +180,10 @@ class OcrResult(TaskResult):
     markdown: str | None = Field(None, description="The text as Markdown (rows of cells become tables).")
     rotation: PageRotation | None = Field(
         None, description="How far the page was turned counter-clockwise (fast engine)."
+    )
+    document_id: str | None = Field(None, description="A PDF's OCR: the document read.")
+    pages: list[PageOcr] = Field(
+        default_factory=list, description="A PDF's OCR: one result per page (`text` joins them, pages apart)."
     )
 
 

@@ -1,0 +1,159 @@
+"""Documents as tasks: a PDF's pages read (text layer, else fast OCR of a render) page by page on the
+OCR pool, or rendered at a task's pixel budget for the vision-language model."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import Sequence
+
+from PIL import Image
+
+from imagesense.documents.pages import select_pages
+from imagesense.documents.pdf import Pdfium, is_pdf, page_size
+from imagesense.documents.store import DocumentStore, StoredDocument
+from imagesense.engine.protocol import OcrEngine, TextLine
+from imagesense.errors import PayloadTooLarge, ValidationFailed
+from imagesense.images import DecodedImage
+from imagesense.jobs import Job, JobCancelled, JobContext
+from imagesense.ocr.layout import reading_order, to_markdown, to_text
+from imagesense.schemas.tasks import OcrLine, OcrResult, PageOcr, Timings, Usage
+from imagesense.service import TaskService
+from imagesense.store import StoredImage, content_id
+
+PAGE_BREAK = "\n\n"
+TEXT_LAYER = "pdf_text"
+
+
+class DocumentService:
+    def __init__(self, service: TaskService, store: DocumentStore, pdfium: Pdfium) -> None:
+        self.service = service
+        self.store = store
+        self.pdfium = pdfium
+
+    @property
+    def _wait_s(self) -> float:
+        return self.service.settings.job_timeout_s
+
+    async def upload(self, owner: str, data: bytes, password: str | None, field: str = "file") -> StoredDocument:
+        limit = self.service.settings.max_upload_bytes
+        if len(data) > limit:
+            raise PayloadTooLarge(f"the file has {len(data)} bytes; the limit is {limit} bytes", field=field)
+        if not is_pdf(data):
+            raise ValidationFailed(f"{field}: not a PDF", field=field)
+        pages = await asyncio.to_thread(self.pdfium.inspect, data, password or None, field, self._wait_s)
+        document = StoredDocument(owner, content_id(data), data, password or None, pages)
+        return self.store.put(document)
+
+    async def page_images(
+        self, document: StoredDocument, selection: str | None, max_pixels: int, limit: int
+    ) -> list[StoredImage]:
+        """The selected pages (at most ``limit``: the first ones when nothing is selected) rendered to
+        ``max_pixels``, as images in the image store (a page at a budget renders once)."""
+        numbers = select_pages(selection, len(document.pages))
+        if selection and len(numbers) > limit:
+            raise ValidationFailed(f"pages: {len(numbers)} pages selected; the limit is {limit}", field="pages")
+        images = []
+        for number in numbers[:limit]:
+            image_id = f"{document.document_id}-p{number}-{max_pixels}"
+            if (known := self.service.store.peek(document.owner, image_id)) is None:
+                rendered = await asyncio.to_thread(self._render, document, number, max_pixels)
+                known = self.service.store.put(document.owner, image_id, DecodedImage(rendered, "pdf", 0))
+            images.append(known)
+        return images
+
+    def _render(self, document: StoredDocument, number: int, max_pixels: int) -> Image.Image:
+        return self.pdfium.render(document.data, document.password, number, max_pixels, "file", self._wait_s)
+
+    def submit_ocr(self, document: StoredDocument, selection: str | None, client: str) -> Job[OcrResult]:
+        """OCR of a document, page by page on the fast OCR pool; text-layer pages need no OCR engine."""
+        numbers = select_pages(selection, len(document.pages))
+        scanned = [number for number in numbers if not document.pages[number - 1].has_text]
+        engine = self.service.engines.fast_ocr.get() if scanned else None  # 503 now if scanned pages need it
+        budget = self.service.settings.vision_max_pixels  # the largest render: the fast engine reads fine print
+        reader = _PageReader(self, document, budget, engine)
+
+        def work(context: JobContext) -> OcrResult:
+            pages: list[PageOcr] = []
+            for done, number in enumerate(numbers):
+                if context.should_stop():
+                    raise JobCancelled
+                pages.append(reader.read(number))
+                context.emit((PAGE_BREAK if done else "") + pages[-1].text)
+                context.progress(done + 1, len(numbers))
+            return _document_result(document, pages, engine.name if engine else TEXT_LAYER, context)
+
+        job = self.service.engines.ocr_pool.submit(work, client=client)
+        self.service.outcomes.watch("ocr", job)
+        return job
+
+    @staticmethod
+    def png(image: StoredImage) -> bytes:
+        buffer = io.BytesIO()
+        image.decoded.image.save(buffer, "PNG")
+        return buffer.getvalue()
+
+    def resolve(self, owner: str, document_id: str) -> StoredDocument:
+        return self.store.get(owner, document_id)
+
+
+class _PageReader:
+    def __init__(self, documents: DocumentService, document: StoredDocument, budget: int, engine: OcrEngine | None):
+        self._documents = documents
+        self._document = document
+        self._budget = budget
+        self._engine = engine
+
+    def read(self, number: int) -> PageOcr:
+        began = time.perf_counter()
+        info = self._document.pages[number - 1]
+        width, height = page_size(info.width_pt, info.height_pt, self._budget)
+        if info.has_text:
+            page = self._documents.pdfium.text(
+                self._document.data, self._document.password, number, self._budget, "file", self._documents._wait_s
+            )
+            lines, rotation = list(page.lines), 0
+        else:
+            assert self._engine is not None
+            image = self._documents._render(self._document, number, self._budget)
+            width, height = image.size
+            reading = self._engine.read(image)
+            lines, rotation = list(reading.lines), reading.rotation
+        rows = reading_order(lines, rotation, width, height)  # type: ignore[arg-type]
+        return PageOcr(
+            page=number,
+            source="pdf_text" if info.has_text else "ocr",
+            text=to_text(rows),
+            lines=[_ocr_line(line) for row in rows for line in row],
+            markdown=to_markdown(rows) if rows else None,
+            width=width,
+            height=height,
+            elapsed_ms=round((time.perf_counter() - began) * 1000, 1),
+        )
+
+
+def _ocr_line(line: TextLine) -> OcrLine:
+    return OcrLine(text=line.text, confidence=min(1.0, line.confidence), box=list(line.box))
+
+
+def _document_result(document: StoredDocument, pages: Sequence[PageOcr], model: str, context: JobContext) -> OcrResult:
+    return OcrResult(
+        text=PAGE_BREAK.join(page.text for page in pages),
+        model=model,
+        finish_reason="stop",
+        usage=Usage(prompt_tokens=0, image_tokens=0, completion_tokens=0),
+        timings=Timings(
+            queue_ms=round(context.queue_ms, 1),
+            prefill_ms=round(sum(page.elapsed_ms for page in pages), 1),
+            decode_ms=0.0,
+            total_ms=round(context.elapsed_ms, 1),
+        ),
+        images=[],
+        engine="fast",
+        lines=[],
+        markdown=PAGE_BREAK.join(page.markdown or page.text for page in pages) or None,
+        rotation=None,
+        document_id=document.document_id,
+        pages=list(pages),
+    )
