@@ -6,6 +6,7 @@ Pixel budgets are areas (one visual token per 32×32 px), chosen per task:
 - A description needs the scene, not the fine print: 448² px (~192 visual tokens) keeps a photo's
   subjects and layout and costs a tenth of the prefill of 1024².
 - A question may be about a detail or a bit of text, so ask sits between: 768² px.
+- Extraction reads a document's fields, small print included: OCR's 1024² px.
 `low` and `high` are explicit overrides; `max_pixels` overrides both. All are capped by
 IMAGESENSE_VISION_MAX_PIXELS.
 """
@@ -16,7 +17,13 @@ from imagesense.errors import ValidationFailed
 from imagesense.schemas.tasks import TaskName, TaskOptions
 from imagesense.settings import Settings
 
-AUTO_PIXELS: dict[TaskName, int] = {"ocr": 1024 * 1024, "describe": 448 * 448, "ask": 768 * 768, "chat": 768 * 768}
+AUTO_PIXELS: dict[TaskName, int] = {
+    "ocr": 1024 * 1024,
+    "describe": 448 * 448,
+    "ask": 768 * 768,
+    "chat": 768 * 768,
+    "extract": 1024 * 1024,
+}
 LOW_PIXELS = 448 * 448
 HIGH_PIXELS = 1536 * 1536
 
@@ -26,6 +33,7 @@ DEFAULT_MAX_NEW_TOKENS: dict[str, int] = {
     "describe:detailed": 384,
     "ask": 512,
     "chat": 1024,  # chat clients rarely set a limit, and expect whole answers
+    "extract": 1024,  # a page of line items
 }
 
 

@@ -82,9 +82,10 @@ async def chat_spec(request: ChatCompletionRequest, client: Client, urls: ImageU
                 continue
             if message.role != "user":
                 raise ValidationFailed(f"{place}: images go in user messages", field=place)
-            images.append(await urls.load(client.owner, part.url, place))
-            details.append(detail)
-            parts.append({"type": "image"})
+            loaded = await urls.load(client.owner, part.url, place)  # a PDF: several pages
+            images += loaded
+            details += [detail] * len(loaded)
+            parts += [{"type": "image"} for _ in loaded]
         role: Role = "system" if message.role == "developer" else message.role
         conversation.append({"role": role, "content": parts})
     _check_text_size(conversation)

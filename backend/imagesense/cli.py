@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -80,6 +81,12 @@ def bench_json(args: argparse.Namespace) -> None:
     run_bench(args.tiny, args.checkpoint, args.new_tokens, args.repeats)
 
 
+def add_commands(commands: Any) -> None:
+    from imagesense.commands import add_commands as add_task_commands
+
+    add_task_commands(commands)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="imagesense", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -123,6 +130,8 @@ def parser() -> argparse.ArgumentParser:
     constrained.add_argument("--new-tokens", type=int, help="tokens per run (default 192; 160 with --tiny)")
     constrained.add_argument("--repeats", type=int, default=2, help="runs of each kind, interleaved")
     constrained.set_defaults(func=bench_json)
+
+    add_commands(commands)
 
     ocr = commands.add_parser("bench-ocr", help="latency and character error rate of each OCR engine")
     ocr.add_argument("--engines", default="fast", help="comma-separated: fast, vlm")

@@ -1,4 +1,5 @@
-"""Images named by URL in /v1 messages: ``data:`` URLs, uploaded images (``imagesense://<id>``), and
+"""Images named by URL in /v1 messages: ``data:`` URLs (images, or a PDF's pages), uploaded images
+(``imagesense://<id>``), and
 http(s) URLs under a prefix the operator allows — fetched with a time limit, a size cap, and redirects
 followed only within what is allowed (a server-side fetch must not become a way into the network)."""
 
@@ -11,6 +12,7 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 
 import httpx
 
+from imagesense.documents.service import DocumentService
 from imagesense.errors import InvalidImage, PayloadTooLarge, ValidationFailed
 from imagesense.service import TaskService
 from imagesense.settings import Settings
@@ -51,8 +53,9 @@ def _port(parts: SplitResult) -> int | None:
 class ImageUrls:
     """Loads the images of /v1 messages into the image store; made in the lifespan (it owns an HTTP client)."""
 
-    def __init__(self, settings: Settings, service: TaskService) -> None:
+    def __init__(self, settings: Settings, service: TaskService, documents: DocumentService) -> None:
         self._service = service
+        self._documents = documents
         self._max_bytes = settings.max_upload_bytes
         self._allowed = [UrlPrefix.parse(prefix) for prefix in settings.allowed_image_urls]
         self._http = httpx.AsyncClient(timeout=settings.image_url_timeout_s, follow_redirects=False)
@@ -61,7 +64,17 @@ class ImageUrls:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def load(self, owner: str, url: str, field: str) -> StoredImage:
+    async def load(self, owner: str, url: str, field: str) -> list[StoredImage]:
+        """The image a URL names; a PDF (a data: URL of application/pdf) gives its first pages, as many
+        as a request may carry, rendered at the largest pixel budget (each task's budget fits below)."""
+        if url.startswith("data:application/pdf"):
+            document = await self._documents.upload(owner, self.decode_data_url(url, field), None, field=field)
+            limit = self._service.settings.max_images_per_request
+            numbers = self._documents.pages_for_images(document, None, limit)
+            return await self._documents.page_images(document, numbers, self._service.settings.vision_max_pixels)
+        return [await self._load_image(owner, url, field)]
+
+    async def _load_image(self, owner: str, url: str, field: str) -> StoredImage:
         if url.startswith("data:"):
             return await self._service.upload(owner, self.decode_data_url(url, field), field=field)
         if url.startswith(UPLOADED_SCHEME):

@@ -27,6 +27,18 @@ DESCRIBE_PROMPTS: dict[DescribeDetail, str] = {
 }
 
 JSON_INSTRUCTION = "Answer with JSON only, following this JSON schema:"
+EXTRACT_PROMPT = (
+    "Extract the fields described by this JSON schema from the document in the image. Copy values as "
+    "they are written; use null for a field the document doesn't show."
+)
+TEXT_HINT = "The document's text, as read by OCR (it may contain errors; the image is authoritative):"
+
+
+def extract_prompt(json_schema: Mapping[str, Any], document_text: str | None) -> str:
+    prompt = f"{EXTRACT_PROMPT}\n{json.dumps(json_schema, ensure_ascii=False)}"
+    if document_text:
+        prompt += f"\n\n{TEXT_HINT}\n{document_text}"
+    return prompt
 
 
 def text_part(text: str) -> TextPart:
@@ -56,12 +68,15 @@ def build_messages(
     history: Sequence[Turn] = (),
     detail: DescribeDetail = "brief",
     json_schema: Mapping[str, Any] | None = None,
+    document_text: str | None = None,
 ) -> list[ChatMessage]:
     """The conversation for a task; ``history`` is already valid (see schemas.tasks.History)."""
     if task == "ocr":
         return [user_turn(image_count, OCR_PROMPT)]
     if task == "describe":
         return [user_turn(image_count, DESCRIBE_PROMPTS[detail])]
+    if task == "extract":
+        return [user_turn(image_count, extract_prompt(json_schema or {"type": "object"}, document_text))]
     if task == "chat":
         raise ValueError("a chat brings its own messages (TaskSpec.conversation)")
     if not question:

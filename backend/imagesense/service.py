@@ -47,6 +47,7 @@ class TaskSpec:
     conversation: list[ChatMessage] | None = None  # chat: the messages as given, one image part per image
     json_schema: Mapping[str, Any] | None = None  # the answer is JSON valid against this schema
     stop: tuple[str, ...] = ()
+    document_text: str | None = None  # extract: the pages' text (text layer or fast OCR), beside the images
     fields: Mapping[str, str] = field(default_factory=dict)  # how the caller's API names a field, if not as ours
 
 
@@ -105,7 +106,7 @@ class TaskService:
         """The request's budgets, checked whichever engine runs: a request is valid or not regardless of load."""
         if spec.task != "chat" or spec.images:  # a chat may be text alone (titles, tags, follow-ups)
             self.check_image_count(len(spec.images), spec.fields.get("image_ids", "image_ids"))
-        if spec.json_schema is not None and spec.task not in ("ask", "chat"):
+        if spec.json_schema is not None and spec.task not in ("ask", "chat", "extract"):
             raise ValidationFailed("json_schema is for questions (ask), not for ocr or describe", field="json_schema")
         if spec.json_schema is not None:  # refused now, not after the queue: InvalidGenerationRequest → 422
             json_grammar(spec.json_schema, spec.fields.get("json_schema", "json_schema"))
@@ -194,6 +195,7 @@ class TaskService:
             history=spec.history,
             detail=spec.options.detail,
             json_schema=spec.json_schema,
+            document_text=spec.document_text,
         )
         budget, min_pixels, new_tokens = task_budgets.pixels, task_budgets.min_pixels, task_budgets.new_tokens
         engine = self.engines.vlm.get()  # 503 now, not after waiting in the queue

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from imagesense.api import ask, describe, documents, estimate, images, ocr, stream, system
+from imagesense.api import ask, describe, documents, estimate, extract, images, ocr, stream, system
 
 api_router = APIRouter(prefix="/api/v1")
-for module in (system, images, documents, ocr, describe, ask, estimate, stream):
+for module in (system, images, documents, ocr, describe, ask, extract, estimate, stream):
     api_router.include_router(module.router)

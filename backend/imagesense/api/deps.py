@@ -1,5 +1,6 @@
 """Dependencies: the objects built in the lifespan, the caller, and the image fields tasks share."""
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, File, Form, UploadFile
@@ -25,6 +26,15 @@ def get_service(connection: HTTPConnection) -> TaskService:
 def get_keys(connection: HTTPConnection) -> ApiKeys:
     keys: ApiKeys = connection.app.state.keys
     return keys
+
+
+@dataclass(frozen=True)
+class AskInputs:
+    files: list[UploadFile] | None
+    image_ids: list[str] | None
+    document_id: str | None
+    pages: str | None
+    password: str | None
 
 
 def get_documents(connection: HTTPConnection) -> DocumentService:
@@ -100,18 +110,6 @@ async def many_images(
     return stored + [await read_upload(service, client, upload, "files") for upload in uploads]
 
 
-async def single_image(
-    service: TaskService, client: Client, file: UploadFile | None, image_id: str | None
-) -> StoredImage:
-    """The one image of an OCR or describe request: an upload or a stored id, not both."""
-    if (file is None) == (image_id is None):
-        raise ValidationFailed("send exactly one of `file` or `image_id`", field="file")
-    if file is not None:
-        return await read_upload(service, client, file, "file")
-    assert image_id is not None
-    return service.store.get(client.owner, image_id, field="image_id")
-
-
 async def single_input(
     service: TaskService,
     documents: DocumentService,
@@ -133,3 +131,29 @@ async def single_input(
     if is_pdf(data):
         return await documents.upload(client.owner, data, password, field="file")
     return await service.upload(client.owner, data, field="file")
+
+
+async def images_and_pages(
+    service: TaskService,
+    documents: DocumentService,
+    client: Client,
+    inputs: AskInputs,
+    pixel_budget: int,
+) -> list[StoredImage]:
+    """An ask's images: stored ids, uploaded images, and the pages of PDFs (uploaded or by id) rendered
+    at the task's pixel budget, within the per-request image limit."""
+    limit = service.settings.max_images_per_request
+    uploads, ids = inputs.files or [], inputs.image_ids or []
+    service.check_image_count(len(uploads) + len(ids) + bool(inputs.document_id), "files" if uploads else "image_ids")
+    images = service.resolve(client.owner, ids)
+    pdfs = [documents.resolve(client.owner, inputs.document_id)] if inputs.document_id else []
+    for upload in uploads:
+        data = await upload.read(service.settings.max_upload_bytes + 1)
+        if is_pdf(data):
+            pdfs.append(await documents.upload(client.owner, data, inputs.password, field="files"))
+        else:
+            images.append(await service.upload(client.owner, data, field="files"))
+    for pdf in pdfs:
+        numbers = documents.pages_for_images(pdf, inputs.pages, max(1, limit - len(images)))
+        images += await documents.page_images(pdf, numbers, pixel_budget)
+    return images

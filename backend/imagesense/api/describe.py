@@ -41,7 +41,8 @@ async def describe(
     source = await single_input(service, documents, client, file, image_id, document_id, password)
     if isinstance(source, StoredDocument):
         budget = budgets.pixel_budget("describe", options, service.settings)
-        images = await documents.page_images(source, pages, budget, service.settings.max_images_per_request)
+        numbers = documents.pages_for_images(source, pages, service.settings.max_images_per_request)
+        images = await documents.page_images(source, numbers, budget)
     else:
         images = [source]
     return await service.complete(TaskSpec("describe", images, options, client=client.owner), request.is_disconnected)

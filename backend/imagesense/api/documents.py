@@ -53,6 +53,6 @@ async def page_image(
 ) -> Response:
     """A page rendered as PNG (thumbnails for a page picker)."""
     document = documents.resolve(client.owner, document_id)
-    [number] = select_pages(str(page), len(document.pages), field="page")
-    [image] = await documents.page_images(document, str(number), max_pixels, 1)
+    numbers = select_pages(str(page), len(document.pages), field="page")
+    [image] = await documents.page_images(document, numbers, max_pixels)
     return Response(documents.png(image), media_type="image/png")

@@ -44,6 +44,7 @@ _COMMON = ("max_new_tokens", "resolution", "max_pixels", "temperature", "top_p")
 ocr_options = form_of(TaskOptions, only=(*_COMMON, "engine"))
 describe_options = form_of(TaskOptions, only=(*_COMMON, "detail"))
 ask_options = form_of(TaskOptions, only=_COMMON)
+extract_options = form_of(TaskOptions, only=_COMMON)
 estimate_options = form_of(TaskOptions, only=(*_COMMON, "detail", "engine"))
 
 HISTORY_DESCRIPTION = 'Earlier turns as JSON: [{"role": "user", "content": "..."}, {"role": "assistant", ...}, ...]'
@@ -63,13 +64,13 @@ def parse_history(raw: str | None) -> list[Any]:
     return history
 
 
-def parse_json_schema(raw: str | None) -> dict[str, Any] | None:
+def parse_json_schema(raw: str | None, field: str = "json_schema") -> dict[str, Any] | None:
     """The ``json_schema`` form field (a JSON object as text), bounded as the stream's and /v1's."""
     if not raw:
         return None
     try:
         schema: dict[str, Any] = _JSON_SCHEMA.validate_json(raw)
     except ValidationError as exc:
-        detail = validation_error_from(list(exc.errors()), skip=0, prefix="json_schema").message
-        raise ValidationFailed(f"json_schema must be a JSON object ({detail})", field="json_schema") from None
+        detail = validation_error_from(list(exc.errors()), skip=0, prefix=field).message
+        raise ValidationFailed(f"{field} must be a JSON object ({detail})", field=field) from None
     return schema

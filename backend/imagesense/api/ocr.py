@@ -17,6 +17,7 @@ from imagesense.api.deps import (
     single_input,
 )
 from imagesense.api.forms import ocr_options
+from imagesense.documents.pages import select_pages
 from imagesense.documents.store import StoredDocument
 from imagesense.schemas.tasks import OcrResult, TaskOptions
 from imagesense.service import TaskSpec
@@ -41,7 +42,7 @@ async def ocr(
     pages: text-layer pages read exactly, scanned ones by the fast engine, one result per page."""
     source = await single_input(service, documents, client, file, image_id, document_id, password)
     if isinstance(source, StoredDocument):
-        job = documents.submit_ocr(source, pages, client.owner)
+        job = documents.submit_ocr(source, select_pages(pages, len(source.pages)), client.owner)
         result = await service.follow(job, request.is_disconnected)
     else:
         result = await service.complete(

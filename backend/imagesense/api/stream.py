@@ -14,11 +14,14 @@ import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ValidationError
 
-from imagesense.api.deps import address_of, get_keys, get_service
+from imagesense import budgets
+from imagesense.api.deps import address_of, get_documents, get_keys, get_service
 from imagesense.auth import SUBPROTOCOL, Client, bearer_token, subprotocol_token
+from imagesense.documents.pages import select_pages
+from imagesense.documents.service import DocumentService
 from imagesense.errors import ApiError, ValidationFailed, api_error_from, error_response, validation_error_from
 from imagesense.handles import TaskHandle
-from imagesense.jobs import JobCancelled, Output, Queued, Reset, Started
+from imagesense.jobs import JobCancelled, Output, Progress, Queued, Reset, Started
 from imagesense.logs import request_id
 from imagesense.schemas.stream import (
     CLIENT_MESSAGE,
@@ -26,6 +29,7 @@ from imagesense.schemas.stream import (
     CancelledEvent,
     DoneEvent,
     ErrorEvent,
+    PageEvent,
     QueuedEvent,
     ResetEvent,
     StartedEvent,
@@ -46,9 +50,10 @@ def error_event(error: ApiError) -> ErrorEvent:
 
 
 class StreamSession:
-    def __init__(self, websocket: WebSocket, service: TaskService, client: Client) -> None:
+    def __init__(self, websocket: WebSocket, service: TaskService, documents: DocumentService, client: Client) -> None:
         self.websocket = websocket
         self.service = service
+        self.documents = documents
         self.client = client
         self.task: TaskHandle[AnyTaskResult] | None = None
         self.runner: asyncio.Task[None] | None = None
@@ -91,20 +96,36 @@ class StreamSession:
 
     async def start(self, message: StreamRequest) -> None:
         try:
-            spec = TaskSpec(
-                message.task,
-                self.service.resolve(self.client.owner, message.image_ids),
-                message.options,
-                question=message.question,
-                history=message.history,
-                client=self.client.owner,
-                json_schema=message.json_schema,
-            )
-            self.task = self.service.submit(spec)
+            self.task = await self.submit(message)
         except Exception as exc:  # noqa: BLE001 - known errors become events; anything else is a bug, logged
             await self.send(self.error_event_for(exc))
             return
         self.runner = asyncio.create_task(self.relay(self.task))
+
+    async def submit(self, message: StreamRequest) -> TaskHandle[AnyTaskResult]:
+        owner = self.client.owner
+        if message.document_id is None:
+            images = self.service.resolve(owner, message.image_ids)
+        elif message.image_ids:
+            raise ValidationFailed("send image_ids or a document_id, not both", field="document_id")
+        else:
+            document = self.documents.resolve(owner, message.document_id)
+            if message.task == "ocr":
+                return self.documents.submit_ocr(document, select_pages(message.pages, len(document.pages)), owner)
+            budget = budgets.pixel_budget(message.task, message.options, self.service.settings)
+            limit = self.service.settings.max_images_per_request
+            numbers = self.documents.pages_for_images(document, message.pages, limit)
+            images = await self.documents.page_images(document, numbers, budget)
+        spec = TaskSpec(
+            message.task,
+            images,
+            message.options,
+            question=message.question,
+            history=message.history,
+            client=owner,
+            json_schema=message.json_schema,
+        )
+        return self.service.submit(spec)
 
     @staticmethod
     def error_event_for(exc: Exception) -> ErrorEvent:
@@ -124,6 +145,8 @@ class StreamSession:
                 await self.send(TokenEvent(text=event.text))
             elif isinstance(event, Reset):
                 await self.send(ResetEvent())
+            elif isinstance(event, Progress):
+                await self.send(PageEvent(page=event.done, of=event.total))
         try:
             await self.send(DoneEvent(result=await task.result()))
         except JobCancelled:
@@ -150,7 +173,7 @@ async def stream(websocket: WebSocket) -> None:
     assert client is not None
     protocols = [protocol.strip() for protocol in (offered or "").split(",")]
     await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in protocols else None)
-    await StreamSession(websocket, get_service(websocket), client).serve()
+    await StreamSession(websocket, get_service(websocket), get_documents(websocket), client).serve()
 
 
 async def refuse(websocket: WebSocket, error: ApiError) -> None:

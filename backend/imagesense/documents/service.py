@@ -46,16 +46,18 @@ class DocumentService:
         document = StoredDocument(owner, content_id(data), data, password or None, pages)
         return self.store.put(document)
 
-    async def page_images(
-        self, document: StoredDocument, selection: str | None, max_pixels: int, limit: int
-    ) -> list[StoredImage]:
-        """The selected pages (at most ``limit``: the first ones when nothing is selected) rendered to
-        ``max_pixels``, as images in the image store (a page at a budget renders once)."""
+    @staticmethod
+    def pages_for_images(document: StoredDocument, selection: str | None, limit: int) -> list[int]:
+        """The pages a task reads as images: the selection (at most ``limit``), or the first ``limit``."""
         numbers = select_pages(selection, len(document.pages))
         if selection and len(numbers) > limit:
             raise ValidationFailed(f"pages: {len(numbers)} pages selected; the limit is {limit}", field="pages")
+        return numbers[:limit]
+
+    async def page_images(self, document: StoredDocument, numbers: list[int], max_pixels: int) -> list[StoredImage]:
+        """Pages rendered to ``max_pixels``, as images in the image store (a page at a budget renders once)."""
         images = []
-        for number in numbers[:limit]:
+        for number in numbers:
             image_id = f"{document.document_id}-p{number}-{max_pixels}"
             if (known := self.service.store.peek(document.owner, image_id)) is None:
                 rendered = await asyncio.to_thread(self._render, document, number, max_pixels)
@@ -66,9 +68,8 @@ class DocumentService:
     def _render(self, document: StoredDocument, number: int, max_pixels: int) -> Image.Image:
         return self.pdfium.render(document.data, document.password, number, max_pixels, "file", self._wait_s)
 
-    def submit_ocr(self, document: StoredDocument, selection: str | None, client: str) -> Job[OcrResult]:
-        """OCR of a document, page by page on the fast OCR pool; text-layer pages need no OCR engine."""
-        numbers = select_pages(selection, len(document.pages))
+    def submit_ocr(self, document: StoredDocument, numbers: list[int], client: str) -> Job[OcrResult]:
+        """OCR of a document's pages, one by one on the fast OCR pool; text-layer pages need no OCR engine."""
         scanned = [number for number in numbers if not document.pages[number - 1].has_text]
         engine = self.service.engines.fast_ocr.get() if scanned else None  # 503 now if scanned pages need it
         budget = self.service.settings.vision_max_pixels  # the largest render: the fast engine reads fine print

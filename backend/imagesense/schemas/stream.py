@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 from pydantic import Discriminator, Field, Tag, TypeAdapter
 
 from imagesense.schemas.base import ApiModel
+from imagesense.schemas.documents import PAGES_DESCRIPTION
 from imagesense.schemas.tasks import (
     JSON_SCHEMA_DESCRIPTION,
     MAX_IMAGES_PER_REQUEST,
@@ -24,7 +25,9 @@ class StreamRequest(ApiModel):
 
     type: Literal["run"] = "run"
     task: TypedTask
-    image_ids: list[str] = Field(min_length=1, max_length=MAX_IMAGES_PER_REQUEST)
+    image_ids: list[str] = Field(default_factory=list, max_length=MAX_IMAGES_PER_REQUEST)
+    document_id: str | None = Field(None, description="A PDF uploaded with POST /api/v1/documents (instead of images).")
+    pages: str | None = Field(None, max_length=200, description=PAGES_DESCRIPTION)
     question: Question | None = None
     history: History = Field(default_factory=list)
     options: TaskOptions = Field(default_factory=TaskOptions)
@@ -64,6 +67,14 @@ class TokenEvent(ApiModel):
     text: str
 
 
+class PageEvent(ApiModel):
+    """A document task has finished `page` of its `of` pages."""
+
+    type: Literal["page"] = "page"
+    page: int
+    of: int
+
+
 class DoneEvent(ApiModel):
     type: Literal["done"] = "done"
     result: AnyTaskResult = Field(description="The same typed result as the HTTP endpoint's.")
@@ -89,6 +100,6 @@ class CancelledEvent(ApiModel):
 
 
 ServerEvent = Annotated[
-    QueuedEvent | StartedEvent | TokenEvent | ResetEvent | DoneEvent | ErrorEvent | CancelledEvent,
+    QueuedEvent | StartedEvent | TokenEvent | ResetEvent | PageEvent | DoneEvent | ErrorEvent | CancelledEvent,
     Field(discriminator="type"),
 ]

@@ -8,7 +8,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 from imagesense.schemas.base import ApiModel
 
 TypedTask = Literal["ocr", "describe", "ask"]  # what a client names in the typed API and the stream
-TaskName = Literal[TypedTask, "chat"]  # chat: a /v1 conversation, as the client wrote it
+TaskName = Literal[TypedTask, "chat", "extract"]  # chat: a /v1 conversation; extract: fields as JSON
 DescribeDetail = Literal["brief", "detailed"]
 Resolution = Literal["low", "auto", "high"]
 FinishReason = Literal["stop", "length", "repetition", "cancelled"]
