@@ -1,14 +1,16 @@
 import { useState } from "react";
-import { isOcrResult, type TaskName } from "./api/client";
+import { isOcrResult, type StreamRequest, type TaskName, type UiTask } from "./api/client";
 import { AnswerActions } from "./components/AnswerActions";
 import { Conversation } from "./components/Conversation";
 import { DropZone } from "./components/DropZone";
 import { ErrorNotice } from "./components/ErrorNotice";
 import { EstimateHint } from "./components/EstimateHint";
+import { ExtractPanel } from "./components/ExtractPanel";
 import { ImageCard } from "./components/ImageCard";
 import { LanguageSwitch } from "./components/LanguageSwitch";
 import { MarkdownText } from "./components/MarkdownText";
 import { OcrBoxes } from "./components/OcrBoxes";
+import { OcrPages } from "./components/OcrPages";
 import { DEFAULT_OPTIONS, OptionsBar, toTaskOptions, type Options } from "./components/OptionsBar";
 import { ReadyBadge } from "./components/ReadyBadge";
 import { StatusLine } from "./components/StatusLine";
@@ -16,7 +18,7 @@ import { TaskTabs } from "./components/TaskTabs";
 import { KeyPrompt } from "./components/KeyPrompt";
 import { useApiKey } from "./hooks/useApiKey";
 import { useConversation } from "./hooks/useConversation";
-import { useImages } from "./hooks/useImages";
+import { pageSelection, useImages, type TrayImage } from "./hooks/useImages";
 import { useReadiness } from "./hooks/useReadiness";
 import { isActive, useStream, type SocketFactory } from "./hooks/useStream";
 import { useI18n } from "./i18n/I18nContext";
@@ -25,35 +27,43 @@ export function App({ createSocket }: { createSocket?: SocketFactory }) {
   const { t } = useI18n();
   const readiness = useReadiness();
   const key = useApiKey();
-  const { images, selected, add, remove, toggle } = useImages();
+  const { images, selected, add, remove, toggle, setPages } = useImages();
   const stream = useStream(createSocket);
-  const [task, setTask] = useState<TaskName>("ocr");
+  const [task, setTask] = useState<UiTask>("ocr");
   const [options, setOptions] = useState<Options>(DEFAULT_OPTIONS);
   const [ranTask, setRanTask] = useState<TaskName | null>(null);
 
   const { state } = stream;
   const busy = isActive(state.status);
-  const selectedIds = selected.map((image) => image.info!.image_id);
-  const needsOne = task !== "ask";
+  const pdf: TrayImage | undefined = selected.find((image) => image.document !== null);
+  const selectedIds = selected.flatMap((image) => (image.info ? [image.info.image_id] : []));
+  const needsOne = task !== "ask" || pdf !== undefined; // a PDF is read on its own (its pages are the images)
   const selectionOk = needsOne ? selected.length === 1 : selected.length > 0;
-  const conversation = useConversation(state, selectedIds.join(","));
+  const optionsTask: TaskName = task === "extract" ? "ask" : task;
+  const conversation = useConversation(state, selected.map((image) => `${image.key}:${image.pages}`).join(","));
+  const source = pdf?.document
+    ? { document_id: pdf.document.document_id, pages: pageSelection(pdf.pages) }
+    : { image_ids: selectedIds };
 
+  const send = (message: Omit<StreamRequest, "image_ids" | "document_id" | "pages">) => {
+    const inputs = "document_id" in source ? { ...source, image_ids: [] } : source;
+    stream.run({ ...message, ...inputs });
+  };
   const run = () => {
+    if (task === "extract") return;
     setRanTask(task);
-    stream.run({ type: "run", task, image_ids: selectedIds, options: toTaskOptions(task, options), history: [] });
+    send({ type: "run", task, options: toTaskOptions(task, options), history: [] });
   };
   const ask = (question: string) => {
     setRanTask("ask");
     conversation.asked(question);
-    stream.run({
-      type: "run",
-      task: "ask",
-      image_ids: selectedIds,
-      question,
-      history: conversation.turns,
-      options: toTaskOptions("ask", options),
-    });
+    send({ type: "run", task: "ask", question, history: conversation.turns, options: toTaskOptions("ask", options) });
   };
+  const extractSource = !selectionOk
+    ? null
+    : pdf?.document
+      ? { document_id: pdf.document.document_id, pages: pageSelection(pdf.pages) }
+      : { image_id: selectedIds[0] };
 
   const shownHere = ranTask === task;
   const result = shownHere ? state.result : null;
@@ -84,15 +94,16 @@ export function App({ createSocket }: { createSocket?: SocketFactory }) {
                 index={index}
                 onToggle={() => toggle(image.key)}
                 onRemove={() => remove(image.key)}
+                onPages={(pages) => setPages(image.key, pages)}
               />
             ))}
           </div>
         </section>
         <section className="work">
           <TaskTabs task={task} onChange={setTask} />
-          <OptionsBar task={task} options={options} onChange={setOptions} />
+          <OptionsBar task={optionsTask} options={options} onChange={setOptions} />
           <div className="run-bar">
-            {task !== "ask" && (
+            {task !== "ask" && task !== "extract" && (
               <button type="button" className="primary" disabled={busy || !selectionOk} onClick={run}>
                 {t("task.run")}
               </button>
@@ -102,14 +113,17 @@ export function App({ createSocket }: { createSocket?: SocketFactory }) {
                 {t("task.stop")}
               </button>
             )}
-            {selectionOk && !busy && <EstimateHint task={task} imageIds={selectedIds} options={options} />}
+            {selectionOk && !busy && !pdf && task !== "extract" && (
+              <EstimateHint task={task} imageIds={selectedIds} options={options} />
+            )}
             {!selectionOk && images.length > 0 && (
               <span className="hint">{needsOne ? t("images.pickOne") : t("images.pickSome")}</span>
             )}
           </div>
+          {task === "extract" && <ExtractPanel source={extractSource} maxTokens={options.maxNewTokens} />}
           {shownHere && <StatusLine state={state} />}
           {shownHere && state.error && <ErrorNotice error={state.error} readiness={readiness} />}
-          {task === "ask" ? (
+          {task === "extract" ? null : task === "ask" ? (
             <Conversation
               turns={conversation.turns}
               pendingQuestion={conversation.pendingQuestion}
@@ -121,13 +135,15 @@ export function App({ createSocket }: { createSocket?: SocketFactory }) {
             />
           ) : (
             shownHere &&
-            state.text && (
+            state.text &&
+            !(result && isOcrResult(result) && result.pages.length > 0) && (
               <article className="answer" data-testid="answer">
                 <MarkdownText text={result && isOcrResult(result) && result.markdown ? result.markdown : state.text} />
                 <AnswerActions text={state.text} downloadName={task === "ocr" ? "ocr.txt" : undefined} />
               </article>
             )
           )}
+          {result && isOcrResult(result) && result.pages.length > 0 && <OcrPages result={result} />}
           {result && isOcrResult(result) && result.lines.length > 0 && ocrImage?.info && (
             <OcrBoxes
               src={ocrImage.previewUrl}

@@ -54,6 +54,21 @@ export type Turn = Schemas["Turn"];
 export type ServerEvent = Schemas["ServerEvent"];
 export type ErrorBody = Schemas["ErrorBody"];
 export type TaskName = StreamRequest["task"];
+export type DocumentInfo = Schemas["DocumentInfo"];
+export type ExtractResult = Schemas["ExtractResult"];
+export type Preset = NonNullable<ExtractResult["preset"]>;
+export type PageOcr = Schemas["PageOcr"];
+/** The tabs of the app: the stream's tasks, and extraction (over HTTP). */
+export type UiTask = TaskName | "extract";
+
+/** A PDF page as an object URL (fetched with the client, so an API key goes along). */
+export async function pageImageUrl(documentId: string, page: number): Promise<string | null> {
+  const { data } = await api.GET("/api/v1/documents/{document_id}/pages/{page}.png", {
+    params: { path: { document_id: documentId, page } },
+    parseAs: "blob",
+  });
+  return data ? URL.createObjectURL(data as Blob) : null;
+}
 
 export function isOcrResult(result: TaskResult | OcrResult): result is OcrResult {
   return "lines" in result;

@@ -101,6 +101,63 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/documents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload Document
+         * @description Store a PDF and list its pages (which have a text layer). Encrypted ones need their password.
+         */
+        post: operations["upload_document_api_v1_documents_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/documents/{document_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Document */
+        get: operations["get_document_api_v1_documents__document_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/documents/{document_id}/pages/{page}.png": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Page Image
+         * @description A page rendered as PNG (thumbnails for a page picker).
+         */
+        get: operations["page_image_api_v1_documents__document_id__pages__page__png_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/ocr": {
         parameters: {
             query?: never;
@@ -112,7 +169,8 @@ export interface paths {
         put?: never;
         /**
          * Ocr
-         * @description The text of one image: from the fast engine with line boxes, or from the VLM (see `engine`).
+         * @description The text of one image (the fast engine with line boxes, or the VLM: see `engine`), or of a PDF's
+         *     pages: text-layer pages read exactly, scanned ones by the fast engine, one result per page.
          */
         post: operations["ocr_api_v1_ocr_post"];
         delete?: never;
@@ -147,8 +205,28 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Ask */
+        /**
+         * Ask
+         * @description An answer about images, or the pages of PDFs (files, or `document_id`), with earlier turns.
+         */
         post: operations["ask_api_v1_ask_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/extract": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Extract */
+        post: operations["extract_api_v1_extract_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -264,6 +342,21 @@ export interface components {
              */
             json_schema?: string | null;
             /**
+             * Document Id
+             * @description Id of a PDF uploaded with POST /api/v1/documents.
+             */
+            document_id?: string | null;
+            /**
+             * Pages
+             * @description Pages of a PDF to use, e.g. "1-3,5" (default: all; describe and ask: the first ones that fit).
+             */
+            pages?: string | null;
+            /**
+             * Password
+             * @description The password of an encrypted PDF.
+             */
+            password?: string | null;
+            /**
              * Max New Tokens
              * @description Tokens to generate at most (capped by IMAGESENSE_MAX_NEW_TOKENS_LIMIT).
              */
@@ -297,7 +390,7 @@ export interface components {
         Body_describe_api_v1_describe_post: {
             /**
              * File
-             * @description The image file (JPEG, PNG, WebP, GIF, BMP, TIFF).
+             * @description The image file (JPEG, PNG, WebP, GIF, BMP, TIFF), or a PDF.
              */
             file?: Blob | null;
             /**
@@ -305,6 +398,21 @@ export interface components {
              * @description Id of an image uploaded with POST /api/v1/images.
              */
             image_id?: string | null;
+            /**
+             * Document Id
+             * @description Id of a PDF uploaded with POST /api/v1/documents.
+             */
+            document_id?: string | null;
+            /**
+             * Pages
+             * @description Pages of a PDF to use, e.g. "1-3,5" (default: all; describe and ask: the first ones that fit).
+             */
+            pages?: string | null;
+            /**
+             * Password
+             * @description The password of an encrypted PDF.
+             */
+            password?: string | null;
             /**
              * Max New Tokens
              * @description Tokens to generate at most (capped by IMAGESENSE_MAX_NEW_TOKENS_LIMIT).
@@ -411,11 +519,11 @@ export interface components {
              */
             engine?: ("auto" | "fast" | "vlm") | null;
         };
-        /** Body_ocr_api_v1_ocr_post */
-        Body_ocr_api_v1_ocr_post: {
+        /** Body_extract_api_v1_extract_post */
+        Body_extract_api_v1_extract_post: {
             /**
              * File
-             * @description The image file (JPEG, PNG, WebP, GIF, BMP, TIFF).
+             * @description The image file (JPEG, PNG, WebP, GIF, BMP, TIFF), or a PDF.
              */
             file?: Blob | null;
             /**
@@ -423,6 +531,94 @@ export interface components {
              * @description Id of an image uploaded with POST /api/v1/images.
              */
             image_id?: string | null;
+            /**
+             * Document Id
+             * @description Id of a PDF uploaded with POST /api/v1/documents.
+             */
+            document_id?: string | null;
+            /**
+             * Pages
+             * @description Pages of a PDF to use, e.g. "1-3,5" (default: all; describe and ask: the first ones that fit).
+             */
+            pages?: string | null;
+            /**
+             * Password
+             * @description The password of an encrypted PDF.
+             */
+            password?: string | null;
+            /**
+             * Json Schema
+             * @description A JSON schema the answer must follow: the answer is then JSON valid against it (constrained decoding), and `data` holds it parsed. (JSON text; or a preset)
+             */
+            json_schema?: string | null;
+            /**
+             * Preset
+             * @description A built-in schema (instead of `json_schema`).
+             */
+            preset?: ("invoice" | "receipt" | "business_card" | "product_page" | "table") | null;
+            /**
+             * Use Ocr Text
+             * @description Give the model the page's text too (a PDF's text layer, or fast OCR).
+             * @default true
+             */
+            use_ocr_text?: boolean;
+            /**
+             * Max New Tokens
+             * @description Tokens to generate at most (capped by IMAGESENSE_MAX_NEW_TOKENS_LIMIT).
+             */
+            max_new_tokens?: number | null;
+            /**
+             * Resolution
+             * @description Pixel budget per image: low, high, or auto (the task's own budget: more pixels for OCR, whose text must stay readable, fewer for a description).
+             * @default auto
+             * @enum {string}
+             */
+            resolution?: "low" | "auto" | "high";
+            /**
+             * Max Pixels
+             * @description Explicit pixel-area budget per image (overrides `resolution`; capped by IMAGESENSE_VISION_MAX_PIXELS). One visual token covers 32×32 px.
+             */
+            max_pixels?: number | null;
+            /**
+             * Temperature
+             * @description 0 is greedy (deterministic).
+             * @default 0
+             */
+            temperature?: number;
+            /**
+             * Top P
+             * @description Nucleus sampling, when temperature > 0.
+             * @default 1
+             */
+            top_p?: number;
+        };
+        /** Body_ocr_api_v1_ocr_post */
+        Body_ocr_api_v1_ocr_post: {
+            /**
+             * File
+             * @description The image file (JPEG, PNG, WebP, GIF, BMP, TIFF), or a PDF.
+             */
+            file?: Blob | null;
+            /**
+             * Image Id
+             * @description Id of an image uploaded with POST /api/v1/images.
+             */
+            image_id?: string | null;
+            /**
+             * Document Id
+             * @description Id of a PDF uploaded with POST /api/v1/documents.
+             */
+            document_id?: string | null;
+            /**
+             * Pages
+             * @description Pages of a PDF to use, e.g. "1-3,5" (default: all; describe and ask: the first ones that fit).
+             */
+            pages?: string | null;
+            /**
+             * Password
+             * @description The password of an encrypted PDF.
+             */
+            password?: string | null;
             /**
              * Max New Tokens
              * @description Tokens to generate at most (capped by IMAGESENSE_MAX_NEW_TOKENS_LIMIT).
@@ -457,6 +653,19 @@ export interface components {
              * @description OCR only: fast (PP-OCR), vlm (Qwen3-VL) or auto; unset = IMAGESENSE_OCR_ENGINE.
              */
             engine?: ("auto" | "fast" | "vlm") | null;
+        };
+        /** Body_upload_document_api_v1_documents_post */
+        Body_upload_document_api_v1_documents_post: {
+            /**
+             * File
+             * @description A PDF.
+             */
+            file: Blob;
+            /**
+             * Password
+             * @description For an encrypted PDF.
+             */
+            password?: string | null;
         };
         /** Body_upload_image_api_v1_images_post */
         Body_upload_image_api_v1_images_post: {
@@ -560,6 +769,15 @@ export interface components {
             total_tokens: number;
             prompt_tokens_details: components["schemas"]["PromptTokensDetails"];
         };
+        /** DocumentInfo */
+        DocumentInfo: {
+            /** Document Id */
+            document_id: string;
+            /** Bytes */
+            bytes: number;
+            /** Pages */
+            pages: components["schemas"]["PageInfo"][];
+        };
         /** ErrorBody */
         ErrorBody: {
             /**
@@ -596,7 +814,7 @@ export interface components {
              * Task
              * @enum {string}
              */
-            task: "ocr" | "describe" | "ask" | "chat";
+            task: "ocr" | "describe" | "ask" | "chat" | "extract";
             /**
              * Engine
              * @enum {string}
@@ -633,6 +851,60 @@ export interface components {
              * @description Where the expected times come from.
              */
             basis: string;
+        };
+        /** ExtractResult */
+        ExtractResult: {
+            /**
+             * Task
+             * @default extract
+             * @constant
+             */
+            task: "extract";
+            /**
+             * Data
+             * @description The fields, valid against the schema (null only if `valid` is false).
+             */
+            data: unknown;
+            /**
+             * Valid
+             * @description `data` validates against the schema.
+             */
+            valid: boolean;
+            /** Preset */
+            preset: ("invoice" | "receipt" | "business_card" | "product_page" | "table") | null;
+            /**
+             * Json Schema
+             * @description The schema the data follows (the preset's, or the one sent).
+             */
+            json_schema: {
+                [key: string]: unknown;
+            };
+            /**
+             * Text
+             * @description The model's answer as text: `data` as JSON.
+             */
+            text: string;
+            /** Model */
+            model: string;
+            /**
+             * Finish Reason
+             * @enum {string}
+             */
+            finish_reason: "stop" | "length" | "repetition" | "cancelled";
+            /**
+             * Ocr Text Used
+             * @description The page's text (text layer or fast OCR) was given to the model too.
+             */
+            ocr_text_used: boolean;
+            /**
+             * Ocr Ms
+             * @description Time spent reading that text first.
+             */
+            ocr_ms: number;
+            usage: components["schemas"]["Usage"];
+            timings: components["schemas"]["Timings"];
+            /** Images */
+            images: components["schemas"]["ImageUsage"][];
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -682,7 +954,7 @@ export interface components {
              * Format
              * @enum {string}
              */
-            format: "jpeg" | "png" | "webp" | "gif" | "bmp" | "tiff";
+            format: "jpeg" | "png" | "webp" | "gif" | "bmp" | "tiff" | "pdf";
             /**
              * Bytes
              * @description Size of the uploaded file.
@@ -873,6 +1145,16 @@ export interface components {
              * @description How far the page was turned counter-clockwise (fast engine).
              */
             rotation: (0 | 90 | 180 | 270) | null;
+            /**
+             * Document Id
+             * @description A PDF's OCR: the document read.
+             */
+            document_id: string | null;
+            /**
+             * Pages
+             * @description A PDF's OCR: one result per page (`text` joins them, pages apart).
+             */
+            pages: components["schemas"]["PageOcr"][];
         };
         /**
          * OpenAIError
@@ -891,6 +1173,55 @@ export interface components {
             param: string | null;
             /** Code */
             code: string | null;
+        };
+        /** PageInfo */
+        PageInfo: {
+            /**
+             * Page
+             * @description From 1.
+             */
+            page: number;
+            /**
+             * Width Pt
+             * @description Width in PDF points (1/72 inch).
+             */
+            width_pt: number;
+            /** Height Pt */
+            height_pt: number;
+            /**
+             * Has Text
+             * @description The page has a text layer: OCR reads it exactly, in milliseconds.
+             */
+            has_text: boolean;
+        };
+        /**
+         * PageOcr
+         * @description One page of a PDF's OCR.
+         */
+        PageOcr: {
+            /** Page */
+            page: number;
+            /**
+             * Source
+             * @description pdf_text: read from the page's text layer (exact); ocr: recognised from a render.
+             * @enum {string}
+             */
+            source: "pdf_text" | "ocr";
+            /** Text */
+            text: string;
+            /**
+             * Lines
+             * @description Boxes in pixels of the page rendered at `width` × `height`.
+             */
+            lines: components["schemas"]["OcrLine"][];
+            /** Markdown */
+            markdown: string | null;
+            /** Width */
+            width: number;
+            /** Height */
+            height: number;
+            /** Elapsed Ms */
+            elapsed_ms: number;
         };
         /** PoolStats */
         PoolStats: {
@@ -1023,7 +1354,7 @@ export interface components {
              * Task
              * @enum {string}
              */
-            task: "ocr" | "describe" | "ask" | "chat";
+            task: "ocr" | "describe" | "ask" | "chat" | "extract";
             /** Text */
             text: string;
             /** Model */
@@ -1138,7 +1469,19 @@ export interface components {
              */
             task: "ocr" | "describe" | "ask";
             /** Image Ids */
-            image_ids: string[];
+            image_ids?: string[];
+            /**
+             * Document Id
+             * @description A PDF uploaded with POST /api/v1/documents (instead of images).
+             * @default null
+             */
+            document_id?: string | null;
+            /**
+             * Pages
+             * @description Pages of a PDF to use, e.g. "1-3,5" (default: all; describe and ask: the first ones that fit).
+             * @default null
+             */
+            pages?: string | null;
             /**
              * Question
              * @default null
@@ -1267,6 +1610,21 @@ export interface components {
              */
             request_id: string | null;
         };
+        /**
+         * PageEvent
+         * @description A document task has finished `page` of its `of` pages.
+         */
+        PageEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "page";
+            /** Page */
+            page: number;
+            /** Of */
+            of: number;
+        };
         /** QueuedEvent */
         QueuedEvent: {
             /**
@@ -1310,7 +1668,7 @@ export interface components {
             /** Text */
             text: string;
         };
-        ServerEvent: components["schemas"]["QueuedEvent"] | components["schemas"]["StartedEvent"] | components["schemas"]["TokenEvent"] | components["schemas"]["ResetEvent"] | components["schemas"]["DoneEvent"] | components["schemas"]["ErrorEvent"] | components["schemas"]["CancelledEvent"];
+        ServerEvent: components["schemas"]["QueuedEvent"] | components["schemas"]["StartedEvent"] | components["schemas"]["TokenEvent"] | components["schemas"]["ResetEvent"] | components["schemas"]["PageEvent"] | components["schemas"]["DoneEvent"] | components["schemas"]["ErrorEvent"] | components["schemas"]["CancelledEvent"];
     };
     responses: never;
     parameters: never;
@@ -1593,6 +1951,185 @@ export interface operations {
             };
         };
     };
+    upload_document_api_v1_documents_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_upload_document_api_v1_documents_post"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentInfo"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_document_api_v1_documents__document_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                document_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentInfo"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    page_image_api_v1_documents__document_id__pages__page__png_get: {
+        parameters: {
+            query?: {
+                max_pixels?: number;
+            };
+            header?: never;
+            path: {
+                document_id: string;
+                page: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/png": unknown;
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     ocr_api_v1_ocr_post: {
         parameters: {
             query?: never;
@@ -1841,6 +2378,120 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TaskResult"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Gateway Timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    extract_api_v1_extract_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_extract_api_v1_extract_post"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExtractResult"];
                 };
             };
             /** @description Bad Request */

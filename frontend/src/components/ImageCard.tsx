@@ -1,5 +1,6 @@
 import type { TrayImage } from "../hooks/useImages";
 import { useI18n } from "../i18n/I18nContext";
+import { PagePicker } from "./PagePicker";
 
 export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
@@ -13,17 +14,19 @@ export function ImageCard({
   index,
   onToggle,
   onRemove,
+  onPages,
 }: {
   image: TrayImage;
   index: number;
   onToggle: () => void;
   onRemove: () => void;
+  onPages: (pages: number[]) => void;
 }) {
   const { t } = useI18n();
-  const { info, error } = image;
+  const { info, document, error } = image;
   return (
     <figure className={`image-card${image.selected ? " selected" : ""}${error ? " refused" : ""}`}>
-      <img src={image.previewUrl} alt={image.name} />
+      {image.previewUrl ? <img src={image.previewUrl} alt={image.name} /> : <span className="thumb-wait" />}
       <figcaption>
         <span className="image-name">
           {index + 1}. {image.name}
@@ -33,15 +36,21 @@ export function ImageCard({
             {info.width}×{info.height} · {formatBytes(info.bytes)}
           </span>
         )}
-        {!info && !error && <span className="image-meta">{t("images.uploading")}</span>}
+        {document && (
+          <span className="image-meta">
+            PDF · {formatBytes(document.bytes)}
+          </span>
+        )}
+        {!info && !document && !error && <span className="image-meta">{t("images.uploading")}</span>}
         {error && (
           <span className="image-error" role="alert">
             {error.message}
           </span>
         )}
       </figcaption>
+      {document && <PagePicker document={document} pages={image.pages} onChange={onPages} />}
       <div className="image-actions">
-        {info && (
+        {(info || document) && (
           <label>
             <input type="checkbox" checked={image.selected} onChange={onToggle} /> {t("images.select")}
           </label>

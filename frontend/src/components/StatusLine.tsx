@@ -34,6 +34,7 @@ export function StatusLine({ state }: { state: StreamState }) {
   if (state.status === "queued") text = t("status.queued", { position: ordinalPosition(state.position ?? 1, language) });
   if (state.status === "running") {
     text = `${t("status.running")} · ${t("status.elapsed", { seconds: seconds(state.startedAt, now) })}`;
+    if (state.page) text += ` · ${t("status.page", state.page)}`;
   }
   if (state.status === "done") {
     const rate = decodeRate(state.result);

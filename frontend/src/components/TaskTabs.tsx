@@ -1,9 +1,9 @@
-import type { TaskName } from "../api/client";
+import type { UiTask } from "../api/client";
 import { useI18n } from "../i18n/I18nContext";
 
-const TASKS: TaskName[] = ["ocr", "describe", "ask"];
+const TASKS: UiTask[] = ["ocr", "describe", "ask", "extract"];
 
-export function TaskTabs({ task, onChange }: { task: TaskName; onChange: (task: TaskName) => void }) {
+export function TaskTabs({ task, onChange }: { task: UiTask; onChange: (task: UiTask) => void }) {
   const { t } = useI18n();
   return (
     <div className="tabs" role="tablist">

@@ -63,10 +63,14 @@ test("an image card shows dimensions and size, or the server's refusal", () => {
     name: "receipt.jpg",
     previewUrl: "blob:x",
     info: { image_id: "id", width: 760, height: 820, format: "jpeg" as const, bytes: 30_359 },
+    document: null,
+    pages: [],
     error: null,
     selected: true,
   };
-  const { rerender } = renderWithI18n(<ImageCard image={image} index={0} onToggle={() => {}} onRemove={() => {}} />);
+  const { rerender } = renderWithI18n(
+    <ImageCard image={image} index={0} onToggle={() => {}} onRemove={() => {}} onPages={() => {}} />,
+  );
   expect(screen.getByText("760×820 · 29.6 KB")).toBeInTheDocument();
   rerender(
     <ImageCard
@@ -74,6 +78,7 @@ test("an image card shows dimensions and size, or the server's refusal", () => {
       index={0}
       onToggle={() => {}}
       onRemove={() => {}}
+      onPages={() => {}}
     />,
   );
   expect(screen.getByRole("alert")).toHaveTextContent("not a supported image");

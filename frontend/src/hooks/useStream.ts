@@ -11,6 +11,8 @@ export interface StreamState {
   text: string;
   result: TaskResult | OcrResult | null;
   error: ErrorBody | null;
+  /** A document task's progress: pages done of all. */
+  page: { done: number; of: number } | null;
   /** When the request was sent and when generation started (ms since the epoch). */
   sentAt: number | null;
   startedAt: number | null;
@@ -25,6 +27,7 @@ export const IDLE: StreamState = {
   text: "",
   result: null,
   error: null,
+  page: null,
   sentAt: null,
   startedAt: null,
   finishedAt: null,
@@ -46,6 +49,8 @@ export function reduceEvent(state: StreamState, event: ServerEvent, now: number)
       return { ...state, text: state.text + event.text };
     case "reset": // what follows replaces the text so far (auto OCR: the VLM takes over, or gives back)
       return { ...state, text: "" };
+    case "page":
+      return { ...state, page: { done: event.page, of: event.of } };
     case "done":
       return { ...state, status: "done", result: event.result, text: event.result.text, finishedAt: now };
     case "error":
