@@ -81,6 +81,12 @@ def bench_json(args: argparse.Namespace) -> None:
     run_bench(args.tiny, args.checkpoint, args.new_tokens, args.repeats)
 
 
+def bench_documents(args: argparse.Namespace) -> None:
+    from imagesense.devtools.bench_documents import main as run_bench
+
+    run_bench(args.checkpoint, args.repeats, args.new_tokens)
+
+
 def add_commands(commands: Any) -> None:
     from imagesense.commands import add_commands as add_task_commands
 
@@ -132,6 +138,12 @@ def parser() -> argparse.ArgumentParser:
     constrained.set_defaults(func=bench_json)
 
     add_commands(commands)
+
+    documents = commands.add_parser("bench-documents", help="PDF page costs by source; what OCR text adds to extract")
+    documents.add_argument("--checkpoint", help="a checkpoint folder (default: the tiny test checkpoint)")
+    documents.add_argument("--repeats", type=int, default=3, help="OCR runs of the sample PDF (median)")
+    documents.add_argument("--new-tokens", type=int, default=160, help="extract: tokens per answer")
+    documents.set_defaults(func=bench_documents)
 
     ocr = commands.add_parser("bench-ocr", help="latency and character error rate of each OCR engine")
     ocr.add_argument("--engines", default="fast", help="comma-separated: fast, vlm")
