@@ -19,7 +19,8 @@ import openai
 import pytest
 
 from live import LiveServer, live_server
-from support import image_bytes, service
+from support import image_bytes, service, wait_until
+from support import stats as support_stats
 from test_constrained import INVOICE
 
 KEY = "sk-imagesense-test-0123456789abcdef"
@@ -268,14 +269,16 @@ def test_stop_sequences_end_the_answer_before_them(sdk: openai.OpenAI) -> None:
 
 
 def test_a_full_queue_and_an_engine_not_loaded_answer_in_the_envelope(tiny_checkpoint: Path) -> None:
-    chat = {"model": "imagesense", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 400}
+    chat = {"model": "imagesense", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 600}
     with service(tiny_checkpoint, max_concurrency=1, queue_size=0, repetition_guard=False) as client:
-        with client.stream("POST", "/v1/chat/completions", json=chat | {"stream": True}) as running:
-            next(running.iter_lines())  # the first chunk: the only slot is taken
-            full = client.post("/v1/chat/completions", json=chat)
-        assert full.status_code == 429
-        assert full.headers["Retry-After"]
-        assert full.json()["error"]["type"] == "rate_limit_error"
+        running = threading.Thread(target=lambda: client.post("/v1/chat/completions", json=chat))
+        running.start()
+        assert wait_until(lambda: support_stats(client)["active"] == 1)  # the only slot is taken
+        full = client.post("/v1/chat/completions", json=chat)
+        running.join()
+    assert full.status_code == 429
+    assert full.headers["Retry-After"]
+    assert full.json()["error"]["type"] == "rate_limit_error"
     with service(tiny_checkpoint, load_model=False, fast_ocr=False) as client:
         down = client.post("/v1/chat/completions", json=chat)
         assert down.status_code == 503
