@@ -118,7 +118,7 @@ def test_a_token_limit_too_small_for_any_valid_answer_is_refused_before_the_mode
     shortest = engine.json_constraints().processor(INVOICE, 512).closing_length()
     assert shortest is not None
     assert shortest > 10
-    with pytest.raises(InvalidGenerationRequest, match=f"at least {shortest} tokens") as refused:
+    with pytest.raises(InvalidGenerationRequest, match=f"takes {shortest} tokens") as refused:
         engine.generate(ask(shortest - 1, json_schema=INVOICE), Unattended())
     assert refused.value.field == "max_new_tokens"
     exact = engine.generate(ask(shortest, json_schema=INVOICE), Unattended())  # just enough: closed at once

@@ -31,6 +31,11 @@ CER_BOUND = {
     "low_contrast": 0.05,
     "sign": 0.05,
     "receipt_photo": 0.05,
+    "skewed_3": 0.02,
+    "skewed_minus_4": 0.02,
+    "skewed_zh": 0.02,
+    "two_columns": 0.03,
+    "two_columns_zh": 0.03,
 }
 ROTATION = {"rotated_90": 90, "upside_down": 180, "rotated_270": 270}
 

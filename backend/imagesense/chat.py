@@ -27,6 +27,7 @@ from imagesense.schemas.openai_compat import (
     ChatMessageIn,
     Choice,
     ChunkChoice,
+    CompletionHead,
     CompletionUsage,
     Delta,
     PromptTokensDetails,
@@ -36,6 +37,7 @@ from imagesense.service import TaskSpec
 from imagesense.store import StoredImage
 
 MODEL_ALIAS = "imagesense"
+FINGERPRINT = f"imagesense-{__version__}"
 # The typed API's field names as /v1 calls them, for the errors the service raises.
 FIELDS = {
     "json_schema": "response_format",
@@ -47,18 +49,11 @@ FIELDS = {
 DETAIL_ORDER: dict[Resolution, int] = {"low": 0, "auto": 1, "high": 2}
 
 
-@dataclass(frozen=True)
-class CompletionIds:
+def completion_head(request_id: str, model: str) -> CompletionHead:
     """What every chunk and response of one completion repeats."""
-
-    id: str
-    created: int
-    model: str
-    fingerprint: str = f"imagesense-{__version__}"
-
-    @classmethod
-    def new(cls, request_id: str, model: str) -> CompletionIds:
-        return cls(f"chatcmpl-{request_id}", int(time.time()), model)
+    return CompletionHead(
+        id=f"chatcmpl-{request_id}", created=int(time.time()), model=model, system_fingerprint=FINGERPRINT
+    )
 
 
 def check_model(requested: str, served: str) -> None:
@@ -168,31 +163,21 @@ def usage(result: AnyTaskResult) -> CompletionUsage:
     )
 
 
-def completion(result: AnyTaskResult, ids: CompletionIds) -> ChatCompletion:
+def completion(result: AnyTaskResult, head: CompletionHead) -> ChatCompletion:
     return ChatCompletion(
-        id=ids.id,
-        created=ids.created,
-        model=ids.model,
-        system_fingerprint=ids.fingerprint,
+        **head.model_dump(),
         choices=[Choice(message=AssistantMessage(content=result.text), finish_reason=finish_reason(result))],
         usage=usage(result),
     )
 
 
-def _chunk(ids: CompletionIds, choices: list[ChunkChoice], usage: CompletionUsage | None = None) -> str:
-    chunk = ChatCompletionChunk(
-        id=ids.id,
-        created=ids.created,
-        model=ids.model,
-        system_fingerprint=ids.fingerprint,
-        choices=choices,
-        usage=usage,
-    )
+def _chunk(head: CompletionHead, choices: list[ChunkChoice], usage: CompletionUsage | None = None) -> str:
+    chunk = ChatCompletionChunk(**head.model_dump(), choices=choices, usage=usage)
     return f"data: {chunk.model_dump_json()}\n\n"
 
 
 async def event_stream(
-    handle: TaskHandle[AnyTaskResult], ids: CompletionIds, include_usage: bool
+    handle: TaskHandle[AnyTaskResult], ids: CompletionHead, include_usage: bool
 ) -> AsyncIterator[str]:
     """The SSE body: the role, the text as it comes, the finish reason, the usage if asked, [DONE].
     A client that leaves ends this generator (the server cancels it), and that cancels the job."""

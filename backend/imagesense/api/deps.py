@@ -111,13 +111,13 @@ async def many_images(
 
 
 async def single_input(
-    service: TaskService,
-    documents: DocumentService,
-    client: Client,
-    file: UploadFile | None,
-    image_id: str | None,
-    document_id: str | None = None,
-    password: str | None = None,
+    service: ServiceDep,
+    documents: DocumentsDep,
+    client: ClientDep,
+    file: FileField = None,
+    image_id: ImageIdField = None,
+    document_id: DocumentIdField = None,
+    password: PasswordField = None,
 ) -> StoredImage | StoredDocument:
     """The one input of an OCR, describe or extract request: an image or a PDF, uploaded or by id."""
     if sum(value is not None for value in (file, image_id, document_id)) != 1:
@@ -131,6 +131,9 @@ async def single_input(
     if is_pdf(data):
         return await documents.upload(client.owner, data, password, field="file")
     return await service.upload(client.owner, data, field="file")
+
+
+InputDep = Annotated[StoredImage | StoredDocument, Depends(single_input)]
 
 
 async def images_and_pages(

@@ -8,14 +8,10 @@ from imagesense import budgets
 from imagesense.api.deps import (
     ERROR_RESPONSES,
     ClientDep,
-    DocumentIdField,
     DocumentsDep,
-    FileField,
-    ImageIdField,
+    InputDep,
     PagesField,
-    PasswordField,
     ServiceDep,
-    single_input,
 )
 from imagesense.api.forms import describe_options
 from imagesense.documents.store import StoredDocument
@@ -32,13 +28,9 @@ async def describe(
     documents: DocumentsDep,
     client: ClientDep,
     options: Annotated[TaskOptions, Depends(describe_options)],
-    file: FileField = None,
-    image_id: ImageIdField = None,
-    document_id: DocumentIdField = None,
+    source: InputDep,
     pages: PagesField = None,
-    password: PasswordField = None,
 ) -> TaskResult:
-    source = await single_input(service, documents, client, file, image_id, document_id, password)
     if isinstance(source, StoredDocument):
         budget = budgets.pixel_budget("describe", options, service.settings)
         numbers = documents.pages_for_images(source, pages, service.settings.max_images_per_request)

@@ -7,14 +7,10 @@ from fastapi import APIRouter, Depends, Form, Request
 from imagesense.api.deps import (
     ERROR_RESPONSES,
     ClientDep,
-    DocumentIdField,
     DocumentsDep,
-    FileField,
-    ImageIdField,
+    InputDep,
     PagesField,
-    PasswordField,
     ServiceDep,
-    single_input,
 )
 from imagesense.api.forms import extract_options, parse_json_schema
 from imagesense.extraction import Extraction, ExtractRequest
@@ -31,17 +27,13 @@ async def extract(
     documents: DocumentsDep,
     client: ClientDep,
     options: Annotated[TaskOptions, Depends(extract_options)],
-    file: FileField = None,
-    image_id: ImageIdField = None,
-    document_id: DocumentIdField = None,
+    source: InputDep,
     pages: PagesField = None,
-    password: PasswordField = None,
     json_schema: Annotated[str | None, Form(description=f"{JSON_SCHEMA_DESCRIPTION} (JSON text; or a preset)")] = None,
     preset: Annotated[Preset | None, Form(description="A built-in schema (instead of `json_schema`).")] = None,
     use_ocr_text: Annotated[
         bool, Form(description="Give the model the page's text too (a PDF's text layer, or fast OCR).")
     ] = True,
 ) -> ExtractResult:
-    source = await single_input(service, documents, client, file, image_id, document_id, password)
     wanted = ExtractRequest(source, pages, parse_json_schema(json_schema), preset, use_ocr_text, options, client.owner)
     return await Extraction(service, documents).run(wanted, request.is_disconnected)

@@ -7,14 +7,10 @@ from fastapi import APIRouter, Depends, Request
 from imagesense.api.deps import (
     ERROR_RESPONSES,
     ClientDep,
-    DocumentIdField,
     DocumentsDep,
-    FileField,
-    ImageIdField,
+    InputDep,
     PagesField,
-    PasswordField,
     ServiceDep,
-    single_input,
 )
 from imagesense.api.forms import ocr_options
 from imagesense.documents.pages import select_pages
@@ -32,15 +28,11 @@ async def ocr(
     documents: DocumentsDep,
     client: ClientDep,
     options: Annotated[TaskOptions, Depends(ocr_options)],
-    file: FileField = None,
-    image_id: ImageIdField = None,
-    document_id: DocumentIdField = None,
+    source: InputDep,
     pages: PagesField = None,
-    password: PasswordField = None,
 ) -> OcrResult:
     """The text of one image (the fast engine with line boxes, or the VLM: see `engine`), or of a PDF's
     pages: text-layer pages read exactly, scanned ones by the fast engine, one result per page."""
-    source = await single_input(service, documents, client, file, image_id, document_id, password)
     if isinstance(source, StoredDocument):
         job = documents.submit_ocr(source, select_pages(pages, len(source.pages)), client.owner)
         result = await service.follow(job, request.is_disconnected)

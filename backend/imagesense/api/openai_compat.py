@@ -61,7 +61,7 @@ async def chat_completions(
     model = served_model(service)
     chat.check_model(body.model, model)
     spec = await chat.chat_spec(body, client, urls)
-    ids = chat.CompletionIds.new(request_id.get() or "", model)
+    ids = chat.completion_head(request_id.get() or "", model)
     if not body.stream:
         return chat.completion(await service.complete(spec, http.is_disconnected), ids)
     handle = service.submit(spec)  # refusals (429, 503, 400) come before the stream starts, with their status

@@ -121,8 +121,10 @@ def main(tiny: bool, checkpoint: str | None, new_tokens: int | None, repeats: in
     tokens = new_tokens or (160 if tiny else 192)
     engine = BenchEngine(load_model(source, "auto", quantization="none" if tiny else "int8-weight"))
     engine.warm_up()
-    engine.json_constraints()
-    print(f"checkpoint: {source}  precision: {engine.info.precision}  tokens per run: {tokens}")
+    shortest = engine.json_constraints().processor(INVOICE, 512).closing_length() or 0
+    tokens = max(tokens, shortest + 16)  # room for the model to write something before the answer is closed
+    print(f"checkpoint: {source}  precision: {engine.info.precision}  tokens per run: {tokens} "
+          f"(the shortest valid invoice: {shortest})")  # fmt: skip
     print("compile (invoice schema): " + "  ".join(f"{k}={v:.2f}" for k, v in compile_times(engine).items()))
     runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
     for _ in range(repeats):

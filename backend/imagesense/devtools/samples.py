@@ -91,6 +91,46 @@ CHINESE = [
     "开票日期：2026年11月25日",
 ]
 SIGN = ["NO PARKING", "TOW AWAY ZONE"]
+# Each line has a gap in it (a form's label and value): the detector boxes the two parts apart, and
+# on a skewed page the right part sits a line's height lower than the left.
+PARAGRAPH = [
+    "Committee review\tquarterly figures",
+    "Revenue growth\televen percent",
+    "Operating costs\talmost flat",
+    "New warehouse\tLeeds, approved",
+    "Next report\tMarch 2027",
+    "Prepared by\tthe finance team",
+]
+LEFT_COLUMN = ["Solar output rose", "sharply in spring,", "helped by clear", "skies and new", "panels on the roof."]
+RIGHT_COLUMN = [
+    "Wind farms had a",
+    "quieter season, but",
+    "storage batteries",
+    "kept the grid stable",
+    "through the nights.",
+]
+CHINESE_FORM = [
+    "发票号码\t二零二六一一二五",
+    "购买方\t北京示例科技",
+    "项目\t技术服务费",
+    "金额\t壹仟贰佰元整",
+    "日期\t十一月二十五日",
+]
+CHINESE_LEFT = ["今年春季光伏发电", "增长明显，主要得益", "于晴朗天气和屋顶", "新安装的组件。"]
+CHINESE_RIGHT = ["风电场本季度较为", "平稳，但储能电池", "在夜间保障了电网", "的稳定运行。"]
+
+
+def _skewed(lines: list[str], degrees: float, kind: str = "latin") -> Image.Image:
+    page = render(lines, kind=kind, size=26, width=1100)
+    return page.rotate(degrees, expand=True, fillcolor="white", resample=Image.Resampling.BICUBIC)
+
+
+def _two_columns(left: list[str], right: list[str], kind: str = "latin") -> Image.Image:
+    first, second = render(left, kind=kind, width=440), render(right, kind=kind, width=440)
+    page = Image.new("RGB", (first.width + second.width + 60, max(first.height, second.height)), "white")
+    page.paste(first, (0, 0))
+    page.paste(second, (first.width + 60, 0))
+    return page
 
 
 def _sign() -> Image.Image:
@@ -139,6 +179,15 @@ SAMPLES: dict[str, tuple[str, Callable[[], Image.Image], list[str]]] = {
         RECEIPT,
     ),
     "sign": ("photo-like sign", _sign, SIGN),
+    "skewed_3": ("skewed page", lambda: _skewed(PARAGRAPH, 3), PARAGRAPH),
+    "skewed_minus_4": ("skewed page", lambda: _skewed(PARAGRAPH, -4), PARAGRAPH),
+    "skewed_zh": ("skewed page", lambda: _skewed(CHINESE_FORM, 3, "cjk"), CHINESE_FORM),
+    "two_columns": ("two columns", lambda: _two_columns(LEFT_COLUMN, RIGHT_COLUMN), LEFT_COLUMN + RIGHT_COLUMN),
+    "two_columns_zh": (
+        "two columns",
+        lambda: _two_columns(CHINESE_LEFT, CHINESE_RIGHT, "cjk"),
+        CHINESE_LEFT + CHINESE_RIGHT,
+    ),
     "receipt_photo": ("photo of a receipt", _receipt_photo, RECEIPT),
 }
 

@@ -104,10 +104,10 @@ class JsonConstraints:
         valid answer is longer than ``max_new_tokens``."""
         template, shortest = self._template(schema, "json_schema")
         if shortest is None or shortest > max_new_tokens:
-            at_least = f"at least {shortest}" if shortest else f"over {MAX_CLOSING_TOKENS}"
+            needs = f"{shortest}" if shortest else f"over {MAX_CLOSING_TOKENS}"
             raise InvalidGenerationRequest(
-                f"the shortest answer valid against the JSON schema is {at_least} tokens; "
-                f"the token limit of {max_new_tokens} can't hold it",
+                f"the shortest answer valid against the JSON schema takes {needs} tokens as the grammar writes it; "
+                f"the token limit of {max_new_tokens} can't guarantee a complete answer",
                 field="max_new_tokens",
             )
         constraint = JsonLogits(self, template.deep_copy(), max_new_tokens)

@@ -148,12 +148,17 @@ class Choice(BaseModel):
     logprobs: None = None
 
 
-class ChatCompletion(BaseModel):
+class CompletionHead(BaseModel):
+    """What every response and chunk of one completion repeats."""
+
     id: str
-    object: Literal["chat.completion"] = "chat.completion"
     created: int
     model: str
     system_fingerprint: str
+
+
+class ChatCompletion(CompletionHead):
+    object: Literal["chat.completion"] = "chat.completion"
     choices: list[Choice]
     usage: CompletionUsage
 
@@ -170,12 +175,8 @@ class ChunkChoice(BaseModel):
     logprobs: None = None
 
 
-class ChatCompletionChunk(BaseModel):
-    id: str
+class ChatCompletionChunk(CompletionHead):
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    created: int
-    model: str
-    system_fingerprint: str
     choices: list[ChunkChoice]
     usage: CompletionUsage | None = None
 

@@ -389,30 +389,10 @@ export interface components {
         /** Body_describe_api_v1_describe_post */
         Body_describe_api_v1_describe_post: {
             /**
-             * File
-             * @description The image file (JPEG, PNG, WebP, GIF, BMP, TIFF), or a PDF.
-             */
-            file?: Blob | null;
-            /**
-             * Image Id
-             * @description Id of an image uploaded with POST /api/v1/images.
-             */
-            image_id?: string | null;
-            /**
-             * Document Id
-             * @description Id of a PDF uploaded with POST /api/v1/documents.
-             */
-            document_id?: string | null;
-            /**
              * Pages
              * @description Pages of a PDF to use, e.g. "1-3,5" (default: all; describe and ask: the first ones that fit).
              */
             pages?: string | null;
-            /**
-             * Password
-             * @description The password of an encrypted PDF.
-             */
-            password?: string | null;
             /**
              * Max New Tokens
              * @description Tokens to generate at most (capped by IMAGESENSE_MAX_NEW_TOKENS_LIMIT).
@@ -449,6 +429,26 @@ export interface components {
              * @enum {string}
              */
             detail?: "brief" | "detailed";
+            /**
+             * File
+             * @description The image file (JPEG, PNG, WebP, GIF, BMP, TIFF), or a PDF.
+             */
+            file?: Blob | null;
+            /**
+             * Image Id
+             * @description Id of an image uploaded with POST /api/v1/images.
+             */
+            image_id?: string | null;
+            /**
+             * Document Id
+             * @description Id of a PDF uploaded with POST /api/v1/documents.
+             */
+            document_id?: string | null;
+            /**
+             * Password
+             * @description The password of an encrypted PDF.
+             */
+            password?: string | null;
         };
         /** Body_estimate_api_v1_estimate_post */
         Body_estimate_api_v1_estimate_post: {
@@ -522,30 +522,10 @@ export interface components {
         /** Body_extract_api_v1_extract_post */
         Body_extract_api_v1_extract_post: {
             /**
-             * File
-             * @description The image file (JPEG, PNG, WebP, GIF, BMP, TIFF), or a PDF.
-             */
-            file?: Blob | null;
-            /**
-             * Image Id
-             * @description Id of an image uploaded with POST /api/v1/images.
-             */
-            image_id?: string | null;
-            /**
-             * Document Id
-             * @description Id of a PDF uploaded with POST /api/v1/documents.
-             */
-            document_id?: string | null;
-            /**
              * Pages
              * @description Pages of a PDF to use, e.g. "1-3,5" (default: all; describe and ask: the first ones that fit).
              */
             pages?: string | null;
-            /**
-             * Password
-             * @description The password of an encrypted PDF.
-             */
-            password?: string | null;
             /**
              * Json Schema
              * @description A JSON schema the answer must follow: the answer is then JSON valid against it (constrained decoding), and `data` holds it parsed. (JSON text; or a preset)
@@ -591,9 +571,6 @@ export interface components {
              * @default 1
              */
             top_p?: number;
-        };
-        /** Body_ocr_api_v1_ocr_post */
-        Body_ocr_api_v1_ocr_post: {
             /**
              * File
              * @description The image file (JPEG, PNG, WebP, GIF, BMP, TIFF), or a PDF.
@@ -610,15 +587,18 @@ export interface components {
              */
             document_id?: string | null;
             /**
-             * Pages
-             * @description Pages of a PDF to use, e.g. "1-3,5" (default: all; describe and ask: the first ones that fit).
-             */
-            pages?: string | null;
-            /**
              * Password
              * @description The password of an encrypted PDF.
              */
             password?: string | null;
+        };
+        /** Body_ocr_api_v1_ocr_post */
+        Body_ocr_api_v1_ocr_post: {
+            /**
+             * Pages
+             * @description Pages of a PDF to use, e.g. "1-3,5" (default: all; describe and ask: the first ones that fit).
+             */
+            pages?: string | null;
             /**
              * Max New Tokens
              * @description Tokens to generate at most (capped by IMAGESENSE_MAX_NEW_TOKENS_LIMIT).
@@ -653,6 +633,26 @@ export interface components {
              * @description OCR only: fast (PP-OCR), vlm (Qwen3-VL) or auto; unset = IMAGESENSE_OCR_ENGINE.
              */
             engine?: ("auto" | "fast" | "vlm") | null;
+            /**
+             * File
+             * @description The image file (JPEG, PNG, WebP, GIF, BMP, TIFF), or a PDF.
+             */
+            file?: Blob | null;
+            /**
+             * Image Id
+             * @description Id of an image uploaded with POST /api/v1/images.
+             */
+            image_id?: string | null;
+            /**
+             * Document Id
+             * @description Id of a PDF uploaded with POST /api/v1/documents.
+             */
+            document_id?: string | null;
+            /**
+             * Password
+             * @description The password of an encrypted PDF.
+             */
+            password?: string | null;
         };
         /** Body_upload_document_api_v1_documents_post */
         Body_upload_document_api_v1_documents_post: {
@@ -676,18 +676,18 @@ export interface components {
         ChatCompletion: {
             /** Id */
             id: string;
-            /**
-             * Object
-             * @default chat.completion
-             * @constant
-             */
-            object?: "chat.completion";
             /** Created */
             created: number;
             /** Model */
             model: string;
             /** System Fingerprint */
             system_fingerprint: string;
+            /**
+             * Object
+             * @default chat.completion
+             * @constant
+             */
+            object?: "chat.completion";
             /** Choices */
             choices: components["schemas"]["Choice"][];
             usage: components["schemas"]["CompletionUsage"];
