@@ -125,6 +125,10 @@ def test_without_vlm_weights_fast_ocr_serves_receipts(fast_only: TestClient) -> 
     assert len(body["lines"]) >= len(page.lines)
     assert all(len(line["box"]) == 4 and 0 < line["confidence"] <= 1 for line in body["lines"])
     assert "| Espresso | 2.80 |" in body["markdown"]
+    assert body["reading_order"] == "layout"
+    [table] = body["tables"]
+    assert {"row": 0, "col": 1, "text": "2.80"} in table["cells"]
+    assert sorted(i for block in body["blocks"] for i in block["lines"]) == list(range(len(body["lines"])))
     assert body["timings"]["total_ms"] < 5000
     vlm_only = fast_only.post("/api/v1/ocr", data={"engine": "vlm"}, files={"file": ("r.png", png(page.image))})
     assert vlm_only.status_code == 503

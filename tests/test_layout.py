@@ -10,7 +10,8 @@ import pytest
 from imagesense.devtools.samples import character_error_rate, sample
 from imagesense.engine.protocol import TextLine
 from imagesense.engine.rapidocr import RapidOcrEngine
-from imagesense.ocr.layout import reading_order, to_text
+from imagesense.ocr.layout import page_blocks, reading_order, to_text
+from imagesense.ocr.results import ocr_blocks, ocr_table
 
 
 def line(text: str, left: float, top: float, width: float, height: float = 20, degrees: float = 0) -> TextLine:
@@ -61,3 +62,25 @@ def test_never_worse_than_the_engine_own_order(engine: RapidOcrEngine, name: str
     ours = to_text(reading_order(reading.lines, reading.rotation, page.image.width, page.image.height))
     raw = "\n".join(item.text for item in reading.lines)
     assert character_error_rate(ours, page.text) <= character_error_rate(raw, page.text)
+
+
+def test_blocks_and_tables_come_with_the_result(engine: RapidOcrEngine) -> None:
+    """The receipt: its item rows are a table (two cells each), the title and thanks are text."""
+    page = sample("receipt")
+    reading = engine.read(page.image)
+    blocks = page_blocks(reading.lines, reading.rotation, page.image.width, page.image.height)
+    ordered = [item for block in blocks for row in block.rows for item in row]
+    described = ocr_blocks(blocks, ordered)
+    assert [block.kind for block in described] == ["text", "table", "text"]
+    assert [index for block in described for index in block.lines] == list(range(len(ordered)))
+    [table] = [ocr_table(block) for block in blocks if block.kind == "table"]
+    assert (table.rows, table.columns) == (6, 2)
+    assert [cell.text for cell in table.cells[-2:]] == ["TOTAL", "11.55"]
+
+
+def test_two_column_blocks_are_separate(engine: RapidOcrEngine) -> None:
+    page = sample("two_columns")
+    reading = engine.read(page.image)
+    blocks = page_blocks(reading.lines, reading.rotation, page.image.width, page.image.height)
+    assert [len(block.rows) for block in blocks] == [5, 5]
+    assert blocks[0].rows[0][0].text.startswith("Solar")

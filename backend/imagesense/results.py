@@ -60,7 +60,7 @@ def generation_result(
         "images": [image_usage(item, budget, min_pixels) for item in images],
     }
     if task == "ocr":
-        return OcrResult(**fields, engine="vlm", lines=[], markdown=None, rotation=None)
+        return OcrResult(**fields, engine="vlm", lines=[], markdown=None, rotation=None, reading_order="model")
     return TaskResult(**fields)
 
 

@@ -11,6 +11,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from imagesense.engine.protocol import Point, Rotation, TextLine
 
@@ -44,11 +45,47 @@ def to_upright(point: Point, rotation: Rotation, width: int, height: int) -> Poi
     return x, y
 
 
-def reading_order(lines: Sequence[TextLine], rotation: Rotation, width: int, height: int) -> list[list[TextLine]]:
-    """Rows (top to bottom) of segments (left to right) on the upright, deskewed page, block by block:
-    columns separated by a gutter are read one after the other."""
+Row = list[TextLine]
+
+
+@dataclass(frozen=True)
+class Block:
+    """A run of rows read together: running text, or a table (every row the same number of cells ≥ 2)."""
+
+    kind: Literal["text", "table"]
+    rows: list[Row]
+
+
+def page_blocks(lines: Sequence[TextLine], rotation: Rotation, width: int, height: int) -> list[Block]:
+    """The page's blocks in reading order, each its rows (top to bottom) of segments (left to right),
+    on the upright, deskewed page: columns separated by a gutter are read one after the other."""
     placed = _deskewed([_upright(line, rotation, width, height) for line in lines])
-    return [row for block in _blocks(placed) for row in _rows(block)]
+    return [block for region in _blocks(placed) for block in split_tables(_rows(region))]
+
+
+def reading_order(lines: Sequence[TextLine], rotation: Rotation, width: int, height: int) -> list[Row]:
+    return [row for block in page_blocks(lines, rotation, width, height) for row in block.rows]
+
+
+def split_tables(rows: Sequence[Row]) -> list[Block]:
+    """Runs of two or more rows with the same number (≥ 2) of cells are tables; the rest is text."""
+    blocks: list[Block] = []
+    index = 0
+    while index < len(rows):
+        cells = len(rows[index])
+        end = index
+        while end < len(rows) and cells >= 2 and len(rows[end]) == cells:
+            end += 1
+        if end - index >= 2:
+            blocks.append(Block("table", list(rows[index:end])))
+            index = end
+            continue
+        if blocks and blocks[-1].kind == "text":
+            blocks[-1].rows.append(rows[index])
+        else:
+            blocks.append(Block("text", [rows[index]]))
+        index += 1
+    return blocks
 
 
 def _upright(line: TextLine, rotation: Rotation, width: int, height: int) -> tuple[TextLine, list[Point]]:
@@ -148,23 +185,15 @@ def _escape(text: str) -> str:
     return text.translate(_MARKDOWN_SPECIAL)
 
 
-def to_markdown(rows: Sequence[Sequence[TextLine]]) -> str:
-    """Rows as Markdown: runs of two or more rows with the same number (≥ 2) of cells become a table."""
-    blocks: list[str] = []
-    index = 0
-    while index < len(rows):
-        cells = len(rows[index])
-        end = index
-        while end < len(rows) and cells >= 2 and len(rows[end]) == cells:
-            end += 1
-        if end - index >= 2:
-            table = [[_escape(line.text) for line in row] for row in rows[index:end]]
-            blocks.append(_table(table))
-            index = end
+def to_markdown(rows: Sequence[Row]) -> str:
+    """Rows as Markdown: tables (see ``split_tables``) as Markdown tables, other rows as paragraphs."""
+    parts: list[str] = []
+    for block in split_tables(rows):
+        if block.kind == "table":
+            parts.append(_table([[_escape(line.text) for line in row] for row in block.rows]))
         else:
-            blocks.append(_escape(" ".join(line.text for line in rows[index])))
-            index += 1
-    return "\n\n".join(blocks)
+            parts += [_escape(" ".join(line.text for line in row)) for row in block.rows]
+    return "\n\n".join(parts)
 
 
 def _table(cells: list[list[str]]) -> str:

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from imagesense.engine.protocol import OcrReading
+from imagesense.engine.protocol import OcrReading, TextLine
 from imagesense.jobs import JobContext
-from imagesense.ocr.layout import reading_order, to_markdown, to_text
-from imagesense.schemas.tasks import AnyTaskResult, ImageUsage, OcrLine, OcrResult, Timings, Usage
+from imagesense.ocr.layout import Block, page_blocks, to_markdown, to_text
+from imagesense.schemas.tasks import (
+    AnyTaskResult,
+    ImageUsage,
+    OcrBlock,
+    OcrCell,
+    OcrLine,
+    OcrResult,
+    OcrTable,
+    Timings,
+    Usage,
+)
 from imagesense.store import StoredImage
 
 
@@ -25,7 +35,8 @@ def fast_image_usage(item: StoredImage) -> ImageUsage:
 
 def fast_ocr_result(output: OcrReading, image: StoredImage, engine_name: str, context: JobContext) -> OcrResult:
     decoded = image.decoded
-    rows = reading_order(output.lines, output.rotation, decoded.width, decoded.height)
+    blocks = page_blocks(output.lines, output.rotation, decoded.width, decoded.height)
+    rows = [row for block in blocks for row in block.rows]
     ordered = [line for row in rows for line in row]
     text = to_text(rows)
     return OcrResult(
@@ -45,7 +56,29 @@ def fast_ocr_result(output: OcrReading, image: StoredImage, engine_name: str, co
         lines=[OcrLine(text=line.text, confidence=min(1.0, line.confidence), box=list(line.box)) for line in ordered],
         markdown=to_markdown(rows) if rows else None,
         rotation=output.rotation,
+        blocks=ocr_blocks(blocks, ordered),
+        tables=[ocr_table(block) for block in blocks if block.kind == "table"],
+        reading_order="layout",
     )
+
+
+def ocr_blocks(blocks: list[Block], ordered: list[TextLine]) -> list[OcrBlock]:
+    """Blocks with their lines as indices into the result's (ordered) lines."""
+    found, start = [], 0
+    for block in blocks:
+        lines = [line for row in block.rows for line in row]
+        xs = [x for line in lines for x, _ in line.box]
+        ys = [y for line in lines for _, y in line.box]
+        indices = list(range(start, start + len(lines)))
+        found.append(OcrBlock(kind=block.kind, box=(min(xs), min(ys), max(xs), max(ys)), lines=indices))
+        start += len(lines)
+    assert start == len(ordered)
+    return found
+
+
+def ocr_table(block: Block) -> OcrTable:
+    cells = [OcrCell(row=r, col=c, text=line.text) for r, row in enumerate(block.rows) for c, line in enumerate(row)]
+    return OcrTable(rows=len(block.rows), columns=len(block.rows[0]), cells=cells)
 
 
 def ocr_needs_fallback(result: AnyTaskResult, min_confidence: float) -> bool:

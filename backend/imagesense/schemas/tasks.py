@@ -156,6 +156,28 @@ class OcrLine(ApiModel):
     )
 
 
+class OcrBlock(ApiModel):
+    """A block of the page in reading order: running text, or a table."""
+
+    kind: Literal["text", "table"]
+    box: tuple[float, float, float, float] = Field(
+        description="left, top, right, bottom in pixels of the upload: the hull of its lines' boxes."
+    )
+    lines: list[int] = Field(description="Indices into `lines`, in reading order.")
+
+
+class OcrCell(ApiModel):
+    row: int
+    col: int
+    text: str
+
+
+class OcrTable(ApiModel):
+    rows: int
+    columns: int
+    cells: list[OcrCell] = Field(description="Row by row, left to right.")
+
+
 class PageOcr(ApiModel):
     """One page of a PDF's OCR."""
 
@@ -180,6 +202,15 @@ class OcrResult(TaskResult):
     markdown: str | None = Field(None, description="The text as Markdown (rows of cells become tables).")
     rotation: PageRotation | None = Field(
         None, description="How far the page was turned counter-clockwise (fast engine)."
+    )
+    blocks: list[OcrBlock] = Field(default_factory=list, description="Fast engine: the page's blocks in reading order.")
+    tables: list[OcrTable] = Field(
+        default_factory=list, description="Fast engine: tables found (rows of aligned cells)."
+    )
+    reading_order: Literal["layout", "model"] | None = Field(
+        None,
+        description="layout: ordered by the service from the line boxes (deskew, columns, rows); "
+        "model: as the VLM wrote it.",
     )
     document_id: str | None = Field(None, description="A PDF's OCR: the document read.")
     pages: list[PageOcr] = Field(

@@ -1080,6 +1080,41 @@ export interface components {
             /** Load Seconds */
             load_seconds: number | null;
         };
+        /**
+         * OcrBlock
+         * @description A block of the page in reading order: running text, or a table.
+         */
+        OcrBlock: {
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "text" | "table";
+            /**
+             * Box
+             * @description left, top, right, bottom in pixels of the upload: the hull of its lines' boxes.
+             */
+            box: [
+                number,
+                number,
+                number,
+                number
+            ];
+            /**
+             * Lines
+             * @description Indices into `lines`, in reading order.
+             */
+            lines: number[];
+        };
+        /** OcrCell */
+        OcrCell: {
+            /** Row */
+            row: number;
+            /** Col */
+            col: number;
+            /** Text */
+            text: string;
+        };
         /** OcrLine */
         OcrLine: {
             /** Text */
@@ -1146,6 +1181,21 @@ export interface components {
              */
             rotation: (0 | 90 | 180 | 270) | null;
             /**
+             * Blocks
+             * @description Fast engine: the page's blocks in reading order.
+             */
+            blocks: components["schemas"]["OcrBlock"][];
+            /**
+             * Tables
+             * @description Fast engine: tables found (rows of aligned cells).
+             */
+            tables: components["schemas"]["OcrTable"][];
+            /**
+             * Reading Order
+             * @description layout: ordered by the service from the line boxes (deskew, columns, rows); model: as the VLM wrote it.
+             */
+            reading_order: ("layout" | "model") | null;
+            /**
              * Document Id
              * @description A PDF's OCR: the document read.
              */
@@ -1155,6 +1205,18 @@ export interface components {
              * @description A PDF's OCR: one result per page (`text` joins them, pages apart).
              */
             pages: components["schemas"]["PageOcr"][];
+        };
+        /** OcrTable */
+        OcrTable: {
+            /** Rows */
+            rows: number;
+            /** Columns */
+            columns: number;
+            /**
+             * Cells
+             * @description Row by row, left to right.
+             */
+            cells: components["schemas"]["OcrCell"][];
         };
         /**
          * OpenAIError

@@ -20,5 +20,8 @@ export const ocrResult: OcrResult = {
   markdown: "TOTAL 11.55",
   lines: [{ text: "TOTAL 11.55", confidence: 0.98, box: [[1, 1], [50, 1], [50, 10], [1, 10]] }],
   document_id: null,
+  blocks: [],
+  tables: [],
+  reading_order: "layout",
   pages: [],
 };
