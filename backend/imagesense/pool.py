@@ -161,7 +161,9 @@ class WorkerPool:
             try:
                 result = job.work(JobContext(job))
             except BaseException as exc:  # every failure is the job's, never the worker's
-                if not job.cancel_requested.is_set():  # else it broke off because it was stopped
+                # Past the deadline or cancelled, it broke off because it was stopped: should_stop() turns
+                # true at the deadline itself, possibly before the event loop's timer has marked the job.
+                if not job.cancel_requested.is_set() and time.monotonic() <= job.deadline:
                     log.debug("job %d failed", job.id, exc_info=exc)  # the task's log line reports it
                     return "failed", None, exc
         # A job stopped early ends as a timeout or a cancellation, whatever its work returned.
