@@ -33,7 +33,8 @@ class DocumentService:
         self.pdfium = pdfium
 
     @property
-    def _wait_s(self) -> float:
+    def wait_s(self) -> float:
+        """How long a PDF call may wait for PDFium: a request's whole time."""
         return self.service.settings.job_timeout_s
 
     async def upload(self, owner: str, data: bytes, password: str | None, field: str = "file") -> StoredDocument:
@@ -42,7 +43,7 @@ class DocumentService:
             raise PayloadTooLarge(f"the file has {len(data)} bytes; the limit is {limit} bytes", field=field)
         if not is_pdf(data):
             raise ValidationFailed(f"{field}: not a PDF", field=field)
-        pages = await asyncio.to_thread(self.pdfium.inspect, data, password or None, field, self._wait_s)
+        pages = await asyncio.to_thread(self.pdfium.inspect, data, password or None, field, self.wait_s)
         document = StoredDocument(owner, content_id(data), data, password or None, pages)
         return self.store.put(document)
 
@@ -60,13 +61,13 @@ class DocumentService:
         for number in numbers:
             image_id = f"{document.document_id}-p{number}-{max_pixels}"
             if (known := self.service.store.peek(document.owner, image_id)) is None:
-                rendered = await asyncio.to_thread(self._render, document, number, max_pixels)
+                rendered = await asyncio.to_thread(self.render, document, number, max_pixels)
                 known = self.service.store.put(document.owner, image_id, DecodedImage(rendered, "pdf", 0))
             images.append(known)
         return images
 
-    def _render(self, document: StoredDocument, number: int, max_pixels: int) -> Image.Image:
-        return self.pdfium.render(document.data, document.password, number, max_pixels, "file", self._wait_s)
+    def render(self, document: StoredDocument, number: int, max_pixels: int) -> Image.Image:
+        return self.pdfium.render(document.data, document.password, number, max_pixels, "file", self.wait_s)
 
     def submit_ocr(self, document: StoredDocument, numbers: list[int], client: str) -> Job[OcrResult]:
         """OCR of a document's pages, one by one on the fast OCR pool; text-layer pages need no OCR engine."""
@@ -112,12 +113,12 @@ class _PageReader:
         width, height = page_size(info.width_pt, info.height_pt, self._budget)
         if info.has_text:
             page = self._documents.pdfium.text(
-                self._document.data, self._document.password, number, self._budget, "file", self._documents._wait_s
+                self._document.data, self._document.password, number, self._budget, "file", self._documents.wait_s
             )
             lines, rotation = list(page.lines), 0
         else:
             assert self._engine is not None
-            image = self._documents._render(self._document, number, self._budget)
+            image = self._documents.render(self._document, number, self._budget)
             width, height = image.size
             reading = self._engine.read(image)
             lines, rotation = list(reading.lines), reading.rotation
