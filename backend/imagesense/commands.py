@@ -68,11 +68,11 @@ def connect(server: str | None, timeout_s: float) -> Iterator[Http]:
 
     settings = Settings(allowed_hosts=["testserver"], static_dir=Path("/nonexistent"))
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        _wait_until_loaded(client, timeout_s)
+        wait_until_loaded(client, timeout_s)
         yield client
 
 
-def _wait_until_loaded(client: Http, timeout_s: float) -> None:
+def wait_until_loaded(client: Http, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     print("loading the model in this process…", file=sys.stderr)
     while time.monotonic() < deadline:

@@ -74,8 +74,7 @@ class Extraction:
     def _pages(self, request: ExtractRequest) -> list[int]:
         if isinstance(request.source, StoredImage):
             return []
-        limit = self.service.settings.max_images_per_request
-        return self.documents.pages_for_images(request.source, request.pages, limit)
+        return self.documents.pages_for_images(request.source, request.pages)
 
     async def _images(self, request: ExtractRequest, pages: list[int]) -> list[StoredImage]:
         if isinstance(request.source, StoredImage):

@@ -69,9 +69,7 @@ class ImageUrls:
         as a request may carry, rendered at the largest pixel budget (each task's budget fits below)."""
         if url.startswith("data:application/pdf"):
             document = await self._documents.upload(owner, self.decode_data_url(url, field), None, field=field)
-            limit = self._service.settings.max_images_per_request
-            numbers = self._documents.pages_for_images(document, None, limit)
-            return await self._documents.page_images(document, numbers, self._service.settings.vision_max_pixels)
+            return await self._documents.pages_as_images(document, None, self._service.settings.vision_max_pixels)
         return [await self._load_image(owner, url, field)]
 
     async def _load_image(self, owner: str, url: str, field: str) -> StoredImage:

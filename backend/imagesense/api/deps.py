@@ -87,6 +87,21 @@ async def read_upload(service: TaskService, client: Client, upload: UploadFile, 
     return await service.upload(client.owner, data, field=field)
 
 
+async def read_image_or_pdf(
+    service: TaskService,
+    documents: DocumentService,
+    client: Client,
+    upload: UploadFile,
+    password: str | None,
+    field: str,
+) -> StoredImage | StoredDocument:
+    """An uploaded file stored as what it is: a PDF (by its magic bytes) or an image."""
+    data = await upload.read(service.settings.max_upload_bytes + 1)  # one byte past: enough to refuse
+    if is_pdf(data):
+        return await documents.upload(client.owner, data, password, field=field)
+    return await service.upload(client.owner, data, field=field)
+
+
 FileField = Annotated[
     UploadFile | None, File(description="The image file (JPEG, PNG, WebP, GIF, BMP, TIFF), or a PDF.")
 ]
@@ -127,10 +142,7 @@ async def single_input(
     if image_id is not None:
         return service.store.get(client.owner, image_id, field="image_id")
     assert file is not None
-    data = await file.read(service.settings.max_upload_bytes + 1)
-    if is_pdf(data):
-        return await documents.upload(client.owner, data, password, field="file")
-    return await service.upload(client.owner, data, field="file")
+    return await read_image_or_pdf(service, documents, client, file, password, "file")
 
 
 InputDep = Annotated[StoredImage | StoredDocument, Depends(single_input)]
@@ -151,12 +163,11 @@ async def images_and_pages(
     images = service.resolve(client.owner, ids)
     pdfs = [documents.resolve(client.owner, inputs.document_id)] if inputs.document_id else []
     for upload in uploads:
-        data = await upload.read(service.settings.max_upload_bytes + 1)
-        if is_pdf(data):
-            pdfs.append(await documents.upload(client.owner, data, inputs.password, field="files"))
+        read = await read_image_or_pdf(service, documents, client, upload, inputs.password, "files")
+        if isinstance(read, StoredDocument):
+            pdfs.append(read)
         else:
-            images.append(await service.upload(client.owner, data, field="files"))
+            images.append(read)
     for pdf in pdfs:
-        numbers = documents.pages_for_images(pdf, inputs.pages, max(1, limit - len(images)))
-        images += await documents.page_images(pdf, numbers, pixel_budget)
+        images += await documents.pages_as_images(pdf, inputs.pages, pixel_budget, max(1, limit - len(images)))
     return images

@@ -33,8 +33,7 @@ async def describe(
 ) -> TaskResult:
     if isinstance(source, StoredDocument):
         budget = budgets.pixel_budget("describe", options, service.settings)
-        numbers = documents.pages_for_images(source, pages, service.settings.max_images_per_request)
-        images = await documents.page_images(source, numbers, budget)
+        images = await documents.pages_as_images(source, pages, budget)
     else:
         images = [source]
     return await service.complete(TaskSpec("describe", images, options, client=client.owner), request.is_disconnected)

@@ -113,9 +113,7 @@ class StreamSession:
             if message.task == "ocr":
                 return self.documents.submit_ocr(document, select_pages(message.pages, len(document.pages)), owner)
             budget = budgets.pixel_budget(message.task, message.options, self.service.settings)
-            limit = self.service.settings.max_images_per_request
-            numbers = self.documents.pages_for_images(document, message.pages, limit)
-            images = await self.documents.page_images(document, numbers, budget)
+            images = await self.documents.pages_as_images(document, message.pages, budget)
         spec = TaskSpec(
             message.task,
             images,

@@ -13,22 +13,17 @@ Runs the service in this process on the tiny test checkpoint (or --checkpoint).
 from __future__ import annotations
 
 import statistics
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from imagesense.commands import wait_until_loaded
 from imagesense.devtools.checkpoint import cached_checkpoint
 from imagesense.devtools.sample_pdf import MIXED, build_pdf
 from imagesense.main import create_app
 from imagesense.settings import Settings
-
-
-def _wait(client: TestClient) -> None:
-    while any(client.get("/api/v1/ready").json()[name]["status"] == "loading" for name in ("vlm", "fast_ocr")):
-        time.sleep(0.1)
 
 
 def page_times(client: TestClient, document_id: str, repeats: int) -> dict[str, list[float]]:
@@ -50,7 +45,7 @@ def main(checkpoint: str | None, repeats: int, new_tokens: int) -> None:
     source = checkpoint or str(cached_checkpoint(Path(".cache"), "tiny"))
     settings = Settings(model=source, allowed_hosts=["testserver"], static_dir=Path("/nonexistent"), warmup=False)
     with TestClient(create_app(settings)) as client:
-        _wait(client)
+        wait_until_loaded(client, timeout_s=600)
         files = {"file": ("sample.pdf", build_pdf(MIXED), "application/pdf")}
         document_id = client.post("/api/v1/documents", files=files).json()["document_id"]
         print(f"checkpoint: {source}")

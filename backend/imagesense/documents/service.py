@@ -47,13 +47,20 @@ class DocumentService:
         document = StoredDocument(owner, content_id(data), data, password or None, pages)
         return self.store.put(document)
 
-    @staticmethod
-    def pages_for_images(document: StoredDocument, selection: str | None, limit: int) -> list[int]:
-        """The pages a task reads as images: the selection (at most ``limit``), or the first ``limit``."""
+    def pages_for_images(self, document: StoredDocument, selection: str | None, limit: int | None = None) -> list[int]:
+        """The pages a task reads as images: the selection (at most ``limit``, by default the images a
+        request may carry), or the first ``limit``."""
+        limit = self.service.settings.max_images_per_request if limit is None else limit
         numbers = select_pages(selection, len(document.pages))
         if selection and len(numbers) > limit:
             raise ValidationFailed(f"pages: {len(numbers)} pages selected; the limit is {limit}", field="pages")
         return numbers[:limit]
+
+    async def pages_as_images(
+        self, document: StoredDocument, selection: str | None, max_pixels: int, limit: int | None = None
+    ) -> list[StoredImage]:
+        """The pages a task reads as images (``pages_for_images``), rendered to ``max_pixels``."""
+        return await self.page_images(document, self.pages_for_images(document, selection, limit), max_pixels)
 
     async def page_images(self, document: StoredDocument, numbers: list[int], max_pixels: int) -> list[StoredImage]:
         """Pages rendered to ``max_pixels``, as images in the image store (a page at a budget renders once)."""
