@@ -32,7 +32,7 @@ def always_falling_back() -> Iterator[None]:
     """auto OCR asks the VLM after every fast read: these tests are about the fallback failing, not about
     when it starts (a clean page can be read at confidence 1.0 and not fall back at all)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("imagesense.service.ocr_needs_fallback", lambda _result, _confidence: True)
+        patch.setattr("imagesense.service.ocr_needs_fallback", lambda _result, _settings: True)
         yield
 
 

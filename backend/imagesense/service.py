@@ -131,8 +131,7 @@ class TaskService:
             return fast_job
 
         def fall_back(first: AnyTaskResult) -> Job[AnyTaskResult] | None:
-            wanted = ocr_needs_fallback(first, self.settings.ocr_fallback_confidence)
-            if not wanted or not self.engines.vlm.ready:
+            if not ocr_needs_fallback(first, self.settings) or not self.engines.vlm.ready:
                 return None
             return self._submit_vlm(spec, task_budgets, deadline=fast_job.deadline)  # within the request's time
 

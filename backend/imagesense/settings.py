@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     ocr_fallback_confidence: float = Field(
         0.75, ge=0.0, le=1.0, description="auto: mean line confidence below which the VLM reads the image instead."
     )
+    ocr_fallback_layout_confidence: float = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        description="auto: layout confidence (the share of the lines running level with the page) below which "
+        "the VLM reads the image instead: text on curves or scattered at angles.",
+    )
     fast_ocr_concurrency: int = Field(1, ge=1, le=8, description="Fast OCR jobs running at once (own pool).")
     fast_ocr_queue_size: int = Field(16, ge=0, le=1024, description="Fast OCR jobs waiting; more get 429.")
     fast_ocr_threads: int = Field(0, ge=0, le=256, description="ONNX Runtime threads per fast OCR job; 0 = all cores.")

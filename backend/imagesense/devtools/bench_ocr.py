@@ -20,7 +20,8 @@ from imagesense.engine.protocol import GenerationRequest, Unattended
 from imagesense.engine.rapidocr import RapidOcrEngine
 from imagesense.engine.transformers_engine import open_transformers_engine
 from imagesense.images import fit_to_budget
-from imagesense.ocr.layout import reading_order, to_text
+from imagesense.ocr.layout import reading_order
+from imagesense.ocr.markup import to_text
 from imagesense.prompts import build_messages
 
 Reader = Callable[[Image.Image], str]

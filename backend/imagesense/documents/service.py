@@ -13,12 +13,12 @@ from PIL import Image
 from imagesense.documents.pages import select_pages
 from imagesense.documents.pdf import Pdfium, is_pdf, page_size
 from imagesense.documents.store import DocumentStore, StoredDocument
-from imagesense.engine.protocol import OcrEngine, TextLine
+from imagesense.engine.protocol import OcrEngine
 from imagesense.errors import PayloadTooLarge, ValidationFailed
 from imagesense.images import DecodedImage
 from imagesense.jobs import Job, JobCancelled, JobContext
-from imagesense.ocr.layout import reading_order, to_markdown, to_text
-from imagesense.schemas.tasks import OcrLine, OcrResult, PageOcr, Timings, Usage
+from imagesense.ocr.results import lay_out
+from imagesense.schemas.tasks import OcrResult, PageOcr, Timings, Usage
 from imagesense.service import TaskService
 from imagesense.store import StoredImage, content_id
 
@@ -129,21 +129,19 @@ class _PageReader:
             width, height = image.size
             reading = self._engine.read(image)
             lines, rotation = list(reading.lines), reading.rotation
-        rows = reading_order(lines, rotation, width, height)  # type: ignore[arg-type]
+        laid_out = lay_out(lines, rotation, width, height)  # type: ignore[arg-type]
         return PageOcr(
             page=number,
             source="pdf_text" if info.has_text else "ocr",
-            text=to_text(rows),
-            lines=[_ocr_line(line) for row in rows for line in row],
-            markdown=to_markdown(rows) if rows else None,
+            text=laid_out.text,
+            lines=laid_out.lines,
+            markdown=laid_out.markdown,
+            blocks=laid_out.blocks,
+            tables=laid_out.tables,
             width=width,
             height=height,
             elapsed_ms=round((time.perf_counter() - began) * 1000, 1),
         )
-
-
-def _ocr_line(line: TextLine) -> OcrLine:
-    return OcrLine(text=line.text, confidence=min(1.0, line.confidence), box=list(line.box))
 
 
 def _document_result(document: StoredDocument, pages: Sequence[PageOcr], model: str, context: JobContext) -> OcrResult:

@@ -7,6 +7,7 @@ top to bottom, left to right.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Sequence
@@ -17,7 +18,9 @@ from imagesense.engine.protocol import Point, Rotation, TextLine
 
 MIN_LINES_TO_CUT = 4
 PARAGRAPH_GAP = 1.5  # a vertical gap this many line heights high separates blocks
+WRAPPED_GAP_SHARE = 0.7  # a wrapped cell's next line sits closer than this share of the gap between rows
 COLUMN_LINE_SHARE = 0.25  # a column's lines span at least this share of the block (table cells don't)
+LEVEL_TOLERANCE = math.radians(3)  # a line within this of the page's skew runs level with the page
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,8 @@ def to_upright(point: Point, rotation: Rotation, width: int, height: int) -> Poi
     return x, y
 
 
-Row = list[TextLine]
+Cell = list[TextLine]  # one or more lines read together: a wrapped table cell has several
+Row = list[Cell]  # a row's cells, left to right
 
 
 @dataclass(frozen=True)
@@ -55,12 +59,50 @@ class Block:
     kind: Literal["text", "table"]
     rows: list[Row]
 
+    @property
+    def lines(self) -> list[TextLine]:
+        return [line for row in self.rows for cell in row for line in cell]
+
 
 def page_blocks(lines: Sequence[TextLine], rotation: Rotation, width: int, height: int) -> list[Block]:
-    """The page's blocks in reading order, each its rows (top to bottom) of segments (left to right),
+    """The page's blocks in reading order, each its rows (top to bottom) of cells (left to right),
     on the upright, deskewed page: columns separated by a gutter are read one after the other."""
     placed = _deskewed([_upright(line, rotation, width, height) for line in lines])
-    return [block for region in _blocks(placed) for block in split_tables(_rows(region))]
+    return [block for run in _stacked(_blocks(placed)) for block in split_tables(_cells(_rows(run)))]
+
+
+def layout_confidence(lines: Sequence[TextLine], rotation: Rotation, width: int, height: int) -> float:
+    """How far the page's lines run level with each other: the share, by length, of the lines long
+    enough to show a slope that run within ``LEVEL_TOLERANCE`` of the page's skew. Low on text set
+    along a curve or scattered at angles across a photo, where no row order is trustworthy."""
+    measured = [
+        (slope, math.dist(corners[0], corners[1]) + math.dist(corners[0], corners[3]))
+        for _, corners in (_upright(line, rotation, width, height) for line in lines)
+        if (slope := _slope(corners)) is not None
+    ]
+    if not measured:
+        return 1.0
+    skew = statistics.median(slope for slope, _ in measured)
+    quarter = math.pi / 2
+    level = sum(
+        length
+        for slope, length in measured
+        if abs((slope - skew + quarter / 2) % quarter - quarter / 2) <= LEVEL_TOLERANCE
+    )
+    return level / sum(length for _, length in measured)
+
+
+def _stacked(regions: list[list[_Placed]]) -> list[list[_Placed]]:
+    """Regions in reading order joined where each lies wholly below the one before — paragraphs of
+    one column, or a table's rows spaced apart — so a table spread over them is still found; a column
+    beside another starts a new run."""
+    runs: list[list[_Placed]] = []
+    for region in regions:
+        if runs and min(p.top for p in region) >= max(p.bottom for p in runs[-1]):
+            runs[-1] = runs[-1] + region
+        else:
+            runs.append(region)
+    return runs
 
 
 def reading_order(lines: Sequence[TextLine], rotation: Rotation, width: int, height: int) -> list[Row]:
@@ -95,13 +137,15 @@ def _upright(line: TextLine, rotation: Rotation, width: int, height: int) -> tup
 def _slope(corners: list[Point]) -> float | None:
     """The angle of a line's top edge (radians), for lines long enough to tell."""
     (x0, y0), (x1, y1), _, (x3, y3) = corners
-    length, thickness = math.hypot(x1 - x0, y1 - y0), math.hypot(x3 - x0, y3 - y0)
-    if length <= 2 * thickness:
+    along, across = (x1 - x0, y1 - y0), (x3 - x0, y3 - y0)
+    if math.hypot(*across) > math.hypot(*along):
+        along, across = across, along  # the detector starts a sideways page's boxes on their short edge
+    if math.hypot(*along) <= 2 * math.hypot(*across):
         return None
-    # The corners start at the text's top-left in the image; on a page turned upright they may start
-    # at any corner, so only the angle modulo a quarter turn is the skew.
+    # On a page turned upright the corners may start at any corner of the text, so only the angle
+    # modulo a quarter turn is the skew.
     quarter = math.pi / 2
-    return (math.atan2(y1 - y0, x1 - x0) + quarter / 2) % quarter - quarter / 2
+    return (math.atan2(along[1], along[0]) + quarter / 2) % quarter - quarter / 2
 
 
 def _deskewed(lines: list[tuple[TextLine, list[Point]]]) -> list[_Placed]:
@@ -117,7 +161,7 @@ def _deskewed(lines: list[tuple[TextLine, list[Point]]]) -> list[_Placed]:
     return placed
 
 
-def _rows(placed: list[_Placed]) -> list[list[TextLine]]:
+def _rows(placed: list[_Placed]) -> list[list[_Placed]]:
     rows: list[list[_Placed]] = []
     for item in sorted(placed, key=lambda p: (p.top + p.bottom) / 2):
         row = rows[-1] if rows else None
@@ -125,7 +169,54 @@ def _rows(placed: list[_Placed]) -> list[list[TextLine]]:
             row.append(item)
         else:
             rows.append([item])
-    return [[p.line for p in sorted(row, key=lambda p: p.left)] for row in rows]
+    return [sorted(row, key=lambda p: p.left) for row in rows]
+
+
+def _cells(rows: list[list[_Placed]]) -> list[Row]:
+    """Rows of cells. A row that only continues cells of the row above — a table cell wrapped onto a
+    second line — joins that row, so the table still reads row by row."""
+    merged: list[list[list[_Placed]]] = []
+    gaps = [min(p.top for p in below) - max(p.bottom for p in above) for above, below in itertools.pairwise(rows)]
+    row_gap = statistics.median(gaps) if gaps else 0.0
+    for index, row in enumerate(rows):
+        following = rows[index + 1] if index + 1 < len(rows) else None
+        columns = _continued_columns(merged[-1], row, following, row_gap) if merged else None
+        if columns is None:
+            merged.append([[item] for item in row])
+            continue
+        for item, column in zip(row, columns, strict=True):
+            merged[-1][column].append(item)
+    return [[[item.line for item in cell] for cell in row] for row in merged]
+
+
+def _continued_columns(
+    above: list[list[_Placed]], row: list[_Placed], following: list[_Placed] | None, row_gap: float
+) -> list[int] | None:
+    """The columns of ``above`` that ``row``'s lines continue, or None when it is a row of its own:
+    each line must start under a different cell of a row of ≥ 2 cells, fit before the next cell, and
+    follow its cell closer than a line's height and clearly closer than rows follow each other (a
+    lone price under the price column of evenly spaced rows is a row whose label went unread). A row
+    under the first cell alone is only a continuation when the table goes on below it (else it is
+    the text after a table)."""
+    if len(above) < 2 or len(row) >= len(above):
+        return None
+    lefts = [min(item.left for item in cell) for cell in above]
+    columns = []
+    for item in row:
+        column = max((c for c, left in enumerate(lefts) if left <= item.left + item.height), default=None)
+        if column is None or column in columns:
+            return None
+        next_left = lefts[column + 1] if column + 1 < len(lefts) else math.inf
+        cell_bottom = max(part.bottom for part in above[column])
+        gap = item.top - cell_bottom
+        if item.left > lefts[column] + item.height or item.right > next_left:
+            return None
+        if gap > item.height or gap > WRAPPED_GAP_SHARE * row_gap:
+            return None
+        columns.append(column)
+    if columns == [0] and (following is None or len(following) != len(above)):
+        return None
+    return columns
 
 
 def _same_row(row: list[_Placed], item: _Placed) -> bool:
@@ -172,33 +263,3 @@ def _prose(side: list[_Placed], block_width: float) -> bool:
     if len(side) < 2:
         return False
     return statistics.median(p.right - p.left for p in side) >= COLUMN_LINE_SHARE * block_width
-
-
-def to_text(rows: Sequence[Sequence[TextLine]]) -> str:
-    return "\n".join(" ".join(line.text for line in row) for row in rows)
-
-
-_MARKDOWN_SPECIAL = str.maketrans({char: f"\\{char}" for char in "\\`*_[]#|<>"})
-
-
-def _escape(text: str) -> str:
-    return text.translate(_MARKDOWN_SPECIAL)
-
-
-def to_markdown(rows: Sequence[Row]) -> str:
-    """Rows as Markdown: tables (see ``split_tables``) as Markdown tables, other rows as paragraphs."""
-    parts: list[str] = []
-    for block in split_tables(rows):
-        if block.kind == "table":
-            parts.append(_table([[_escape(line.text) for line in row] for row in block.rows]))
-        else:
-            parts += [_escape(" ".join(line.text for line in row)) for row in block.rows]
-    return "\n\n".join(parts)
-
-
-def _table(cells: list[list[str]]) -> str:
-    # A page has no header row to offer: the header stays empty and every row is a body row.
-    width = len(cells[0])
-    lines = ["|" + "   |" * width, "|" + " --- |" * width]
-    lines += ["| " + " | ".join(row) + " |" for row in cells]
-    return "\n".join(lines)

@@ -188,6 +188,8 @@ class PageOcr(ApiModel):
     text: str
     lines: list[OcrLine] = Field(description="Boxes in pixels of the page rendered at `width` × `height`.")
     markdown: str | None
+    blocks: list[OcrBlock] = Field(default_factory=list, description="The page's blocks in reading order.")
+    tables: list[OcrTable] = Field(default_factory=list, description="Tables found on the page.")
     width: int
     height: int
     elapsed_ms: float
@@ -206,6 +208,13 @@ class OcrResult(TaskResult):
     blocks: list[OcrBlock] = Field(default_factory=list, description="Fast engine: the page's blocks in reading order.")
     tables: list[OcrTable] = Field(
         default_factory=list, description="Fast engine: tables found (rows of aligned cells)."
+    )
+    layout_confidence: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Fast engine: the share (by length) of lines running level with the page. Low on text "
+        "set along curves or scattered at angles, where auto OCR asks the VLM instead.",
     )
     reading_order: Literal["layout", "model"] | None = Field(
         None,

@@ -1191,6 +1191,11 @@ export interface components {
              */
             tables: components["schemas"]["OcrTable"][];
             /**
+             * Layout Confidence
+             * @description Fast engine: the share (by length) of lines running level with the page. Low on text set along curves or scattered at angles, where auto OCR asks the VLM instead.
+             */
+            layout_confidence: number | null;
+            /**
              * Reading Order
              * @description layout: ordered by the service from the line boxes (deskew, columns, rows); model: as the VLM wrote it.
              */
@@ -1278,6 +1283,16 @@ export interface components {
             lines: components["schemas"]["OcrLine"][];
             /** Markdown */
             markdown: string | null;
+            /**
+             * Blocks
+             * @description The page's blocks in reading order.
+             */
+            blocks: components["schemas"]["OcrBlock"][];
+            /**
+             * Tables
+             * @description Tables found on the page.
+             */
+            tables: components["schemas"]["OcrTable"][];
             /** Width */
             width: number;
             /** Height */
