@@ -12,6 +12,7 @@ from imagesense.engine.cpu import cpu_cores
 from imagesense.engine.loader import explain_load_failure
 from imagesense.engine.protocol import OcrEngine, VisionLanguageEngine
 from imagesense.engine.rapidocr import ENGINE_NAME, RapidOcrEngine
+from imagesense.engine.remote import RemoteConfig, RemoteEngine
 from imagesense.engine.transformers_engine import open_transformers_engine
 from imagesense.errors import ModelUnavailable
 from imagesense.schemas.system import ModelState, ModelStatus
@@ -106,6 +107,9 @@ class EngineRuntime(Generic[T]):
 
 
 def vlm_runtime(settings: Settings, threads: Callable[[], int]) -> EngineRuntime[VisionLanguageEngine]:
+    if settings.engine == "remote":
+        return remote_runtime(settings)
+
     def load() -> VisionLanguageEngine:
         return open_transformers_engine(
             settings.model,
@@ -125,6 +129,31 @@ def vlm_runtime(settings: Settings, threads: Callable[[], int]) -> EngineRuntime
         lambda error: explain_load_failure(settings.model, error),
         enabled=settings.load_model,
         precision=lambda engine: engine.info.precision,
+        unavailable_reason=lambda engine: engine.unavailable_reason(),
+    )
+
+
+def remote_runtime(settings: Settings) -> EngineRuntime[VisionLanguageEngine]:
+    """Generation on an OpenAI-compatible upstream: nothing to load but a first check that it answers."""
+    config = RemoteConfig(
+        url=settings.remote_url or "",  # Settings refuses remote without both
+        model=settings.remote_model or "",
+        api_key=settings.remote_api_key,
+        connect_timeout_s=settings.remote_connect_timeout_s,
+        idle_timeout_s=settings.remote_idle_timeout_s,
+    )
+
+    def load() -> VisionLanguageEngine:
+        engine = RemoteEngine(config)
+        engine.start()
+        return engine
+
+    return EngineRuntime(
+        "vision-language model",
+        f"{settings.remote_model} at {settings.remote_url}",
+        load,
+        lambda _error: f"the remote engine could not start (the log has the details); upstream {settings.remote_url}",
+        precision=lambda _engine: "remote",
         unavailable_reason=lambda engine: engine.unavailable_reason(),
     )
 

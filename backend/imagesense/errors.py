@@ -117,7 +117,8 @@ def api_error_from(error: Exception) -> ApiError | None:
     if isinstance(error, JobTimedOut):
         return GenerationTimeout(str(error))
     if isinstance(error, EngineUnavailable):
-        return ModelUnavailable(str(error))
+        later = {"Retry-After": str(error.retry_after_s)} if error.retry_after_s is not None else None
+        return ModelUnavailable(str(error), headers=later)
     if isinstance(error, InvalidGenerationRequest):
         return ValidationFailed(str(error), field=error.field)
     return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imagesense.schemas.tasks import MAX_IMAGES_PER_REQUEST
@@ -30,6 +30,27 @@ class Settings(BaseSettings):
         None, min_length=1, max_length=256, description="Hub revision (branch, tag or commit) to load."
     )
     load_model: bool = Field(True, description="Load the vision-language model at start-up.")
+    engine: Literal["local", "remote"] = Field(
+        "local",
+        description="local: the model runs in this process; remote: generation goes to an OpenAI-compatible "
+        "upstream (IMAGESENSE_REMOTE_URL) and no model is loaded here (fast OCR still runs locally).",
+    )
+    remote_url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        max_length=2048,
+        description="remote: the upstream's OpenAI base URL, e.g. http://vllm:8000/v1.",
+    )
+    remote_model: str | None = Field(
+        None, min_length=1, max_length=256, description="remote: the model name the upstream serves."
+    )
+    remote_api_key: str | None = Field(None, min_length=1, max_length=4096, description="remote: Bearer key.")
+    remote_connect_timeout_s: float = Field(
+        5.0, gt=0, le=120, description="remote: limit for opening a connection (refused ones are retried twice)."
+    )
+    remote_idle_timeout_s: float = Field(
+        300.0, gt=0, le=3600, description="remote: longest wait for the upstream's next bytes, first token included."
+    )
     dtype: Literal["auto", "bfloat16", "float32"] = Field(
         "auto", description="Weights dtype; auto picks bfloat16 where the CPU supports it, else float32."
     )
@@ -148,6 +169,23 @@ class Settings(BaseSettings):
     store_max_bytes: int = Field(
         512 * MIB, ge=MIB, le=64 * 1024 * MIB, description="Memory the uploaded images may take (LRU)."
     )
+    store: Literal["memory", "redis"] = Field(
+        "memory",
+        description="memory: uploads live in this process; redis: also in Redis (IMAGESENSE_REDIS_URL), so "
+        "every replica can use an upload made through any of them.",
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", pattern=r"^rediss?://", max_length=2048, description="redis: the server."
+    )
+    store_ttl_s: int = Field(
+        86_400, ge=60, le=30 * 86_400, description="redis: how long an upload is kept after its last upload."
+    )
+    shared_store_max_bytes: int = Field(
+        2048 * MIB,
+        ge=MIB,
+        le=1024 * 1024 * MIB,
+        description="redis: upload bytes kept in Redis in all (oldest out first).",
+    )
 
     # --- http ----------------------------------------------------------------------------------------
     host: str = Field("127.0.0.1", min_length=1, max_length=253, description="Address `imagesense serve` binds.")
@@ -180,3 +218,9 @@ class Settings(BaseSettings):
     max_queued_per_client: int = Field(
         4, ge=1, le=1024, description="Jobs one client (key, or address without keys) may have waiting; more get 429."
     )
+
+    @model_validator(mode="after")
+    def _remote_needs_an_upstream(self) -> Settings:
+        if self.engine == "remote" and (self.remote_url is None or self.remote_model is None):
+            raise ValueError("IMAGESENSE_ENGINE=remote needs IMAGESENSE_REMOTE_URL and IMAGESENSE_REMOTE_MODEL")
+        return self

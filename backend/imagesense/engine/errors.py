@@ -8,7 +8,12 @@ class EngineError(Exception):
 
 
 class EngineUnavailable(EngineError):
-    """The engine can't take work now (not loaded, an upstream down); the message says why and how to fix it."""
+    """The engine can't take work now (not loaded, an upstream down); the message says why and how to fix it.
+    ``retry_after_s``: when it is worth trying again (an upstream that said so), if known."""
+
+    def __init__(self, message: str, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class EngineOverloaded(EngineError):
