@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -21,16 +22,29 @@ from imagesense.documents.store import DocumentStore
 from imagesense.engines import fast_ocr_runtime, thread_share, vlm_runtime
 from imagesense.errors import install_error_handlers
 from imagesense.image_urls import ImageUrls
+from imagesense.images import DecodedImage, decode_image
 from imagesense.logs import configure_logging
 from imagesense.metrics import Metrics
 from imagesense.middleware import BodyLimit, BrowserGuard, HttpMetrics, RequestIds
 from imagesense.pool import WorkerPool
 from imagesense.service import Engines, TaskService
 from imagesense.settings import Settings
+from imagesense.shared_store import RedisBlobs, SharedBlobs
 from imagesense.spa import mount_spa
 from imagesense.store import ImageStore
 
 FORM_SLACK_BYTES = 1024 * 1024  # multipart framing, the question, the history
+
+
+def shared_blobs(settings: Settings) -> SharedBlobs | None:
+    if settings.store == "memory":
+        return None
+    return RedisBlobs(settings.redis_url, settings.store_ttl_s, settings.shared_store_max_bytes)
+
+
+def upload_decoder(settings: Settings) -> Callable[[bytes], DecodedImage]:
+    """How a replica turns another replica's upload (bytes from the shared store) into its own copy."""
+    return partial(decode_image, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -55,9 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "fast-ocr",
             ),
         )
-        store = ImageStore(settings.store_max_images, settings.store_max_bytes)
+        shared = shared_blobs(settings)
+        store = ImageStore(settings.store_max_images, settings.store_max_bytes, shared, upload_decoder(settings))
         app.state.service = service = TaskService(settings, store, engines, app.state.metrics)
-        document_store = DocumentStore(settings.store_max_documents, settings.store_max_bytes)
+        document_store = DocumentStore(settings.store_max_documents, settings.store_max_bytes, shared)
         app.state.documents = documents = DocumentService(service, document_store, Pdfium(settings.max_pdf_pages))
         app.state.image_urls = image_urls = ImageUrls(settings, service, documents)
         app.state.metrics.watch(service.live_state())

@@ -90,7 +90,7 @@ class TaskService:
                 max_pixels=self.settings.max_image_pixels,
                 field=field,
             )
-        return self.store.put(owner, image_id, decoded)
+        return self.store.put(owner, image_id, decoded, data)
 
     def resolve(self, owner: str, image_ids: Sequence[str], field: str = "image_ids") -> list[StoredImage]:
         return [self.store.get(owner, image_id, field=field) for image_id in image_ids]

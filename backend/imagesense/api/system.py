@@ -1,5 +1,6 @@
 """Liveness, readiness and pool statistics."""
 
+import asyncio
 from dataclasses import asdict
 from typing import Annotated, Literal
 
@@ -8,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from imagesense.api.deps import ServiceDep, authenticate, error_responses, identify
 from imagesense.auth import Client
-from imagesense.schemas.system import Health, PoolStats, Readiness, Stats
+from imagesense.schemas.system import Health, PoolStats, Readiness, Stats, StoreState
 
 router = APIRouter(tags=["system"])
 
@@ -33,7 +34,13 @@ async def ready(
     is_ready = wanted.get(engine, engines.fast_ocr.ready) and not service.shutting_down
     if caller is None:  # keys are on and this is a probe, or anyone: states, never model paths or reasons
         vlm, fast_ocr = (state.model_copy(update={"model": None, "reason": None}) for state in (vlm, fast_ocr))
-    readiness = Readiness(ready=is_ready, shutting_down=service.shutting_down, vlm=vlm, fast_ocr=fast_ocr)
+    problem = await asyncio.to_thread(service.store.problem)  # a Redis that is gone takes up to a second
+    store = StoreState(
+        kind=service.settings.store,
+        status="failed" if problem else "ready",
+        reason=problem if caller is not None else None,
+    )
+    readiness = Readiness(ready=is_ready, shutting_down=service.shutting_down, vlm=vlm, fast_ocr=fast_ocr, store=store)
     return JSONResponse(readiness.model_dump(), status_code=200 if is_ready else 503)
 
 

@@ -21,11 +21,24 @@ class ModelState(ApiModel):
     load_seconds: float | None = None
 
 
+class StoreState(ApiModel):
+    kind: Literal["memory", "redis"] = Field(description="Where uploads are kept (IMAGESENSE_STORE).")
+    status: Literal["ready", "failed"]
+    reason: str | None = Field(
+        None, description="Why the shared store can't be used (hidden from callers without a key)."
+    )
+
+
 class Readiness(ApiModel):
     ready: bool = Field(description="At least one engine can take work.")
     shutting_down: bool = Field(False, description="The service is draining before it exits: no new work.")
     vlm: ModelState = Field(description="Qwen3-VL: OCR, describe, ask.")
     fast_ocr: ModelState = Field(description="PP-OCR: fast OCR with line boxes.")
+    store: StoreState | None = Field(
+        None,
+        description="The upload store. A shared store that is down fails uploads and lookups with 503, "
+        "not readiness: every replica shares it, so taking them all out of rotation would help nobody.",
+    )
 
 
 class PoolStats(ApiModel):
