@@ -40,3 +40,25 @@ def test_the_grafana_dashboard_shows_only_metrics_the_service_exports(tiny_check
     exported |= {f"{name}_total" for name in exported}  # counters are exported by their base name
     assert used
     assert used <= exported, used - exported
+
+
+def test_every_setting_the_deployments_name_exists() -> None:
+    """A misspelt IMAGESENSE_ variable is ignored silently by the service: the files must not have one."""
+    root = NGINX.parents[1]
+    files = [
+        root / "docker-compose.yml",
+        root / "deploy" / "compose.vllm.yml",
+        *(root / "deploy" / "k8s").glob("*.yaml"),
+    ]
+    named = {name for path in files for name in re.findall(r"^\s*IMAGESENSE_([A-Z0-9_]+): ", path.read_text(), re.M)}
+    known = {name.upper() for name in Settings.model_fields}
+    assert named, "no settings found: the pattern is wrong"
+    assert named <= known, named - known
+
+
+def test_the_kubernetes_probes_ask_the_service_what_it_answers(tiny_checkpoint: Path) -> None:
+    backend = (NGINX.parents[1] / "deploy" / "k8s" / "backend.yaml").read_text()
+    paths = set(re.findall(r"path: (/api/v1/\w+)", backend))
+    assert paths == {"/api/v1/health", "/api/v1/ready"}
+    with service(tiny_checkpoint, fast_ocr=False) as client:
+        assert all(client.get(path).status_code == 200 for path in paths)
