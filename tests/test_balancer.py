@@ -4,6 +4,7 @@ replica; requests naming none are spread over both."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -17,16 +18,29 @@ from pathlib import Path
 import httpx
 import pytest
 
+from imagesense.cli import main
+from imagesense.store import content_id
 from live import free_port
+from support import image_bytes
 
 NGINX_CONF = Path(__file__).resolve().parents[1] / "frontend" / "nginx.conf"
 
 
-def replica(name: str) -> ThreadingHTTPServer:
+def replica(name: str, seen: list[str | None]) -> ThreadingHTTPServer:
+    """Answers with its name; a POST (the CLI's task) as a result whose text is its name."""
+
     class Answer(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = name.encode()
+            self._answer(name.encode(), "text/plain")
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(self.headers.get("X-ImageSense-Image"))
+            self._answer(json.dumps({"text": name}).encode(), "application/json")
+
+        def _answer(self, body: bytes, kind: str) -> None:
             self.send_response(200)
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -39,11 +53,14 @@ def replica(name: str) -> ThreadingHTTPServer:
     return server
 
 
+SEEN: list[str | None] = []  # the route header of each POST the stand-in replicas received
+
+
 @pytest.fixture(scope="module")
 def balancer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if shutil.which("nginx") is None:
         pytest.fail("this test runs the real nginx: apt-get install nginx-light (.ci/run does)")
-    replicas = [replica("first"), replica("second")]
+    replicas = [replica("first", SEEN), replica("second", SEEN)]
     port, root = free_port(), tmp_path_factory.mktemp("nginx")
     servers = "".join(f"    server 127.0.0.1:{server.server_address[1]};\n" for server in replicas)
     site = NGINX_CONF.read_text()
@@ -88,3 +105,18 @@ def test_images_and_requests_naming_none_are_spread(balancer: str) -> None:
     )
     anonymous = Counter(httpx.get(f"{balancer}/api/v1/health").text for _ in range(40))
     assert set(images) == set(anonymous) == {"first", "second"}
+
+
+def test_the_command_line_names_its_file_so_it_always_reaches_one_replica(
+    balancer: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    picture = tmp_path / "photo.png"
+    picture.write_bytes(image_bytes(color="teal"))
+    answers = set()
+    for _ in range(4):
+        with pytest.raises(SystemExit) as exit_status:
+            main(["describe", str(picture), "--server", balancer])
+        assert exit_status.value.code == 0
+        answers.add(capsys.readouterr().out.strip())
+    assert len(answers) == 1
+    assert SEEN[-4:] == [content_id(picture.read_bytes())] * 4  # the upload's id, known before the upload

@@ -22,6 +22,8 @@ import httpx
 
 from imagesense.documents.pages import select_pages
 from imagesense.documents.pdf import is_pdf
+from imagesense.schemas.images import ROUTE_HEADER
+from imagesense.store import content_id
 
 BAD_INPUT, SERVER_FAILED = 2, 3
 API = "/api/v1"
@@ -42,7 +44,12 @@ class Http(Protocol):
 
     def get(self, url: str) -> Response: ...
     def post(
-        self, url: str, *, data: Mapping[str, Any] | None = None, files: Mapping[str, Any] | None = None
+        self,
+        url: str,
+        *,
+        data: Mapping[str, Any] | None = None,
+        files: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Response: ...
 
 
@@ -111,14 +118,17 @@ def _form(args: argparse.Namespace) -> dict[str, str]:
 def ocr_file(client: Http, path: str, args: argparse.Namespace) -> dict[str, Any]:
     """A PDF page by page (progress on stderr), an image in one request."""
     data = _read(path)
+    route = {ROUTE_HEADER: content_id(data)}  # replicas: every request about this file to the same one
     if not is_pdf(data):
-        return _checked(client.post(f"{API}/ocr", files={"file": (Path(path).name, data)}, data=_form(args)))
-    document = _checked(client.post(f"{API}/documents", files={"file": (Path(path).name, data)}, data=_form(args)))
+        files = {"file": (Path(path).name, data)}
+        return _checked(client.post(f"{API}/ocr", files=files, data=_form(args), headers=route))
+    files = {"file": (Path(path).name, data)}
+    document = _checked(client.post(f"{API}/documents", files=files, data=_form(args), headers=route))
     numbers = select_pages(args.pages, len(document["pages"]))
     results = []
     for done, number in enumerate(numbers, start=1):
         form = {"document_id": document["document_id"], "pages": str(number)}
-        results.append(_checked(client.post(f"{API}/ocr", data=form)))
+        results.append(_checked(client.post(f"{API}/ocr", data=form, headers=route)))
         print(f"{path}: page {done} of {len(numbers)}", file=sys.stderr)
     merged = results[0] | {"pages": [page for result in results for page in result["pages"]]}
     merged["text"] = "\n\n".join(result["text"] for result in results)
@@ -128,7 +138,8 @@ def ocr_file(client: Http, path: str, args: argparse.Namespace) -> dict[str, Any
 def run_task(client: Http, args: argparse.Namespace, path: str) -> dict[str, Any]:
     if args.command == "ocr":
         return ocr_file(client, path, args)
-    files = {("files" if args.command == "ask" else "file"): (Path(path).name, _read(path))}
+    data = _read(path)
+    files = {("files" if args.command == "ask" else "file"): (Path(path).name, data)}
     form = _form(args) | ({"pages": args.pages} if args.pages else {})
     if args.command == "describe":
         form["detail"] = args.detail
@@ -136,7 +147,8 @@ def run_task(client: Http, args: argparse.Namespace, path: str) -> dict[str, Any
         form["question"] = args.question
     elif args.command == "extract":
         form |= {"preset": args.preset} if args.preset else {"json_schema": _read(args.schema).decode()}
-    return _checked(client.post(f"{API}/{args.command}", files=files, data=form))
+    route = {ROUTE_HEADER: content_id(data)}
+    return _checked(client.post(f"{API}/{args.command}", files=files, data=form, headers=route))
 
 
 def _output(args: argparse.Namespace, result: dict[str, Any]) -> str:

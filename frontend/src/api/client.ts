@@ -34,6 +34,10 @@ api.use({
   },
 });
 
+/** Names the image a request is about, so a load balancer in front of replicas can route on it
+ * (frontend/nginx.conf); the service itself ignores it. */
+export const ROUTE_HEADER = "X-ImageSense-Image";
+
 /** The stream's subprotocols: the key rides in one (browsers can't set headers on a WebSocket, and a
  * URL would land in logs); "imagesense" is the one the server selects. */
 export function streamProtocols(): string[] {

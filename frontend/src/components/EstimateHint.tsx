@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import { api, toFormData, type TaskName } from "../api/client";
+import { api, ROUTE_HEADER, toFormData, type TaskName } from "../api/client";
 import { useI18n } from "../i18n/I18nContext";
 import type { Options } from "./OptionsBar";
 
@@ -27,7 +27,11 @@ export function EstimateHint({ task, imageIds, options }: { task: TaskName; imag
         engine: task === "ocr" ? options.engine : null,
         max_new_tokens: options.maxNewTokens || null,
       };
-      const { data } = await api.POST("/api/v1/estimate", { body, bodySerializer: toFormData });
+      const { data } = await api.POST("/api/v1/estimate", {
+        body,
+        bodySerializer: toFormData,
+        headers: { [ROUTE_HEADER]: imageIds[0] }, // replicas: where this image is cached
+      });
       if (current && data) {
         setExpected({ seconds: data.total_s, visualTokens: data.image_tokens, engine: data.engine });
       }

@@ -73,9 +73,25 @@ test("server errors carry their code, message and field", () => {
   expect(state).toMatchObject({ status: "error", error: { code: "queue_full", message: "busy" }, finishedAt: 5 });
 });
 
-test("the stream URL follows the page's scheme and host", () => {
+test("the stream URL follows the page's scheme and host, and names the image for a load balancer", () => {
   expect(streamUrl({ protocol: "https:", host: "example.org" } as Location)).toBe("wss://example.org/api/v1/stream");
   expect(streamUrl({ protocol: "http:", host: "localhost:8000" } as Location)).toBe("ws://localhost:8000/api/v1/stream");
+  expect(streamUrl({ protocol: "http:", host: "h" } as Location, "abc")).toBe("ws://h/api/v1/stream?image=abc");
+});
+
+test("a task about another image opens a socket routed for it; the same image keeps the socket", () => {
+  const { hook, socket } = started();
+  act(() => socket.open());
+  act(() => socket.emit({ type: "done", result: describeResult }));
+  act(() => hook.result.current.run(request));
+  expect(FakeSocket.instances).toHaveLength(1);
+  act(() => socket.emit({ type: "done", result: describeResult }));
+  act(() => hook.result.current.run({ ...request, image_ids: ["def"] }));
+  expect(FakeSocket.instances).toHaveLength(2);
+  expect(FakeSocket.instances[0]!.url).toMatch(/\?image=abc$/);
+  expect(FakeSocket.instances[1]!.url).toMatch(/\?image=def$/);
+  expect(socket.readyState).toBe(WebSocket.CLOSED);
+  expect(hook.result.current.state.status).toBe("connecting"); // the old socket's close is no error
 });
 
 test("a reset starts the text over: what follows replaces it", () => {

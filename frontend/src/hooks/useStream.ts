@@ -33,9 +33,17 @@ export const IDLE: StreamState = {
   finishedAt: null,
 };
 
-export function streamUrl(location: Location = window.location): string {
+export function streamUrl(location: Location = window.location, image: string | null = null): string {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  return `${scheme}://${location.host}/api/v1/stream`;
+  // ?image= lets a load balancer in front of replicas send the socket where that image's encoding is
+  // cached (browsers can't put headers on a WebSocket); the service itself ignores it.
+  const route = image ? `?image=${encodeURIComponent(image)}` : "";
+  return `${scheme}://${location.host}/api/v1/stream${route}`;
+}
+
+/** The image (or document) a task is about: what the stream's route names. */
+export function routeOf(request: StreamRequest): string | null {
+  return request.image_ids?.[0] ?? request.document_id ?? null;
 }
 
 /** Applies one server event to the state: the whole protocol in one pure function. */
@@ -76,15 +84,23 @@ export function isActive(status: StreamStatus): boolean {
 export function useStream(createSocket: SocketFactory = (url) => new WebSocket(url, streamProtocols())) {
   const [state, setState] = useState<StreamState>(IDLE);
   const socket = useRef<WebSocket | null>(null);
+  const socketRoute = useRef<string | null>(null);
   const activeRef = useRef(false);
   activeRef.current = isActive(state.status);
 
-  const connect = useCallback((): WebSocket => {
+  const connect = useCallback((route: string | null): WebSocket => {
     const current = socket.current;
-    if (current && (current.readyState === WebSocket.OPEN || current.readyState === WebSocket.CONNECTING)) {
-      return current;
+    const open = current && (current.readyState === WebSocket.OPEN || current.readyState === WebSocket.CONNECTING);
+    if (current && open && socketRoute.current === route) return current;
+    if (current && open) {
+      // Another image: a socket routed for it (to the replica that has it cached). Only between tasks,
+      // so nothing is lost when the old one closes.
+      current.onclose = null;
+      current.onmessage = null;
+      current.close();
     }
-    const ws = createSocket(streamUrl());
+    const ws = createSocket(streamUrl(window.location, route));
+    socketRoute.current = route;
     ws.onmessage = (message: MessageEvent<string>) => {
       const event = JSON.parse(message.data) as ServerEvent;
       setState((previous) => reduceEvent(previous, event, Date.now()));
@@ -104,7 +120,7 @@ export function useStream(createSocket: SocketFactory = (url) => new WebSocket(u
 
   const run = useCallback(
     (request: StreamRequest) => {
-      const ws = connect();
+      const ws = connect(routeOf(request));
       const payload = JSON.stringify(request);
       setState({ ...IDLE, status: "connecting", sentAt: Date.now() });
       if (ws.readyState === WebSocket.OPEN) ws.send(payload);

@@ -23,5 +23,6 @@ export const ocrResult: OcrResult = {
   blocks: [],
   tables: [],
   reading_order: "layout",
+  layout_confidence: 1,
   pages: [],
 };
