@@ -87,6 +87,12 @@ def bench_documents(args: argparse.Namespace) -> None:
     run_bench(args.checkpoint, args.repeats, args.new_tokens)
 
 
+def bench_replicas(args: argparse.Namespace) -> None:
+    from imagesense.devtools.bench_replicas import main as run_bench
+
+    run_bench(args.checkpoint, [int(count) for count in args.replicas.split(",")], args.requests, args.new_tokens)
+
+
 def add_commands(commands: Any) -> None:
     from imagesense.commands import add_commands as add_task_commands
 
@@ -117,6 +123,13 @@ def parser() -> argparse.ArgumentParser:
     spec = commands.add_parser("openapi", help="write the OpenAPI spec (no model needed)")
     spec.add_argument("--out", default="-", help="file to write, or - for stdout")
     spec.set_defaults(func=openapi)
+
+    add_commands(commands)
+    add_benchmarks(commands)
+    return root
+
+
+def add_benchmarks(commands: Any) -> None:
     speed = commands.add_parser("bench", help="naive pipeline vs the engine on the real 2B architecture")
     speed.add_argument("--tiny", action="store_true", help="the tiny test checkpoint: a smoke run in seconds")
     speed.add_argument("--checkpoint", help="a checkpoint folder (default: random 2B weights, built once)")
@@ -137,8 +150,6 @@ def parser() -> argparse.ArgumentParser:
     constrained.add_argument("--repeats", type=int, default=2, help="runs of each kind, interleaved")
     constrained.set_defaults(func=bench_json)
 
-    add_commands(commands)
-
     documents = commands.add_parser("bench-documents", help="PDF page costs by source; what OCR text adds to extract")
     documents.add_argument("--checkpoint", help="a checkpoint folder (default: the tiny test checkpoint)")
     documents.add_argument("--repeats", type=int, default=3, help="OCR runs of the sample PDF (median)")
@@ -152,7 +163,13 @@ def parser() -> argparse.ArgumentParser:
     ocr.add_argument("--max-new-tokens", type=int, default=128, help="vlm: tokens per page")
     ocr.add_argument("--threads", type=int, default=2, help="fast engine: ONNX Runtime threads")
     ocr.set_defaults(func=bench_ocr)
-    return root
+
+    replicas = commands.add_parser("bench-replicas", help="throughput of one replica vs several (loopback, Redis)")
+    replicas.add_argument("--checkpoint", help="model for the replicas (default: the tiny test checkpoint)")
+    replicas.add_argument("--replicas", default="1,2", help="replica counts to compare, comma-separated")
+    replicas.add_argument("--requests", type=int, default=24, help="requests per task and replica count")
+    replicas.add_argument("--new-tokens", type=int, default=16, help="describe: tokens per answer")
+    replicas.set_defaults(func=bench_replicas)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
