@@ -3,6 +3,7 @@ the tiny checkpoint. Describe, ask, stream, cancel, JSON schema and an outage be
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from live import LiveServer, live_server
-from support import receive_until, service, upload, wait_until
+from support import image_bytes, receive_until, service, upload, wait_until
 
 SCHEMA = {
     "type": "object",
@@ -106,3 +107,19 @@ def test_an_upstream_outage_is_a_clear_503_and_ready_says_why(tiny_checkpoint: P
             assert ready.json()["vlm"]["status"] == "failed"
             assert url in ready.json()["vlm"]["reason"]
             assert client.get("/api/v1/ready?engine=fast_ocr").status_code == 200  # fast OCR runs here
+
+
+def test_the_openai_api_runs_on_the_upstream_too(remote: TestClient) -> None:
+    image = "data:image/png;base64," + base64.b64encode(image_bytes()).decode()
+    body = {
+        "model": "imagesense",
+        "max_tokens": 4,
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "What?"}, {"type": "image_url", "image_url": image}]}
+        ],
+    }
+    response = remote.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["choices"][0]["message"]["content"]
+    assert answer["usage"]["completion_tokens"] >= 1
