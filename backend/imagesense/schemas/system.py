@@ -34,8 +34,7 @@ class Readiness(ApiModel):
     shutting_down: bool = Field(False, description="The service is draining before it exits: no new work.")
     vlm: ModelState = Field(description="Qwen3-VL: OCR, describe, ask.")
     fast_ocr: ModelState = Field(description="PP-OCR: fast OCR with line boxes.")
-    store: StoreState | None = Field(
-        None,
+    store: StoreState = Field(
         description="The upload store. A shared store that is down fails uploads and lookups with 503, "
         "not readiness: every replica shares it, so taking them all out of rotation would help nobody.",
     )

@@ -1364,6 +1364,8 @@ export interface components {
             vlm: components["schemas"]["ModelState"];
             /** @description PP-OCR: fast OCR with line boxes. */
             fast_ocr: components["schemas"]["ModelState"];
+            /** @description The upload store. A shared store that is down fails uploads and lookups with 503, not readiness: every replica shares it, so taking them all out of rotation would help nobody. */
+            store: components["schemas"]["StoreState"];
         };
         /** ResponseFormat */
         ResponseFormat: {
@@ -1416,6 +1418,25 @@ export interface components {
              */
             peak_active: number;
             fast_ocr: components["schemas"]["PoolStats"];
+        };
+        /** StoreState */
+        StoreState: {
+            /**
+             * Kind
+             * @description Where uploads are kept (IMAGESENSE_STORE).
+             * @enum {string}
+             */
+            kind: "memory" | "redis";
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "ready" | "failed";
+            /**
+             * Reason
+             * @description Why the shared store can't be used (hidden from callers without a key).
+             */
+            reason: string | null;
         };
         /** StreamOptions */
         StreamOptions: {
