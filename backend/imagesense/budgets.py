@@ -9,13 +9,31 @@ Pixel budgets are areas (one visual token per 32×32 px), chosen per task:
 - Extraction reads a document's fields, small print included: OCR's 1024² px.
 `low` and `high` are explicit overrides; `max_pixels` overrides both. All are capped by
 IMAGESENSE_VISION_MAX_PIXELS.
+
+A conversation keeps the resolution it started with (``EncodingMemory``): at `auto`, describe, ask
+and chat about images already encoded for one of them use that encoding's budget, so the common flow —
+describe an image, then ask about it — reuses the cached encoding instead of paying a second, larger
+one (measured: the first question's prefill drops from a full encode to the question's own tokens).
+An explicit `resolution` or `max_pixels` always gets what it asks for.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
 from imagesense.errors import ValidationFailed
 from imagesense.schemas.tasks import TaskName, TaskOptions
 from imagesense.settings import Settings
+
+
+@dataclass(frozen=True)
+class Budgets:
+    pixels: int  # pixel-area budget per image
+    min_pixels: int
+    new_tokens: int
+
 
 AUTO_PIXELS: dict[TaskName, int] = {
     "ocr": 1024 * 1024,
@@ -61,3 +79,36 @@ def max_new_tokens(task: TaskName, options: TaskOptions, settings: Settings) -> 
         return options.max_new_tokens
     key = f"describe:{options.detail}" if task == "describe" else task
     return min(DEFAULT_MAX_NEW_TOKENS[key], limit)
+
+
+CONVERSATION_TASKS: tuple[TaskName, ...] = ("describe", "ask", "chat")
+REMEMBERED_ENCODINGS = 4096  # sets of images whose first budget is remembered (least recently used out)
+
+
+class EncodingMemory:
+    """The budget each set of images (by owner-scoped id) was first encoded at for a conversation."""
+
+    def __init__(self, capacity: int = REMEMBERED_ENCODINGS) -> None:
+        self._capacity = capacity
+        self._budgets: OrderedDict[tuple[str, ...], int] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def budget(
+        self, task: TaskName, options: TaskOptions, images: tuple[str, ...], chosen: int, *, remember: bool
+    ) -> int:
+        """``chosen``, or — at auto resolution, for a conversation task — the images' first budget;
+        ``remember``: record ``chosen`` as that when there is none yet (a task about to run, not an
+        estimate)."""
+        if task not in CONVERSATION_TASKS or options.resolution != "auto" or options.max_pixels is not None:
+            return chosen
+        if not images:
+            return chosen
+        with self._lock:
+            if (known := self._budgets.get(images)) is not None:
+                self._budgets.move_to_end(images)
+                return known
+            if remember:
+                self._budgets[images] = chosen
+                while len(self._budgets) > self._capacity:
+                    self._budgets.popitem(last=False)
+        return chosen

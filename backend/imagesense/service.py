@@ -51,13 +51,6 @@ class TaskSpec:
     fields: Mapping[str, str] = field(default_factory=dict)  # how the caller's API names a field, if not as ours
 
 
-@dataclass(frozen=True)
-class Budgets:
-    pixels: int  # pixel-area budget per image
-    min_pixels: int
-    new_tokens: int
-
-
 @dataclass
 class Engines:
     vlm: EngineRuntime[VisionLanguageEngine]
@@ -73,6 +66,7 @@ class TaskService:
         self.store = store
         self.engines = engines
         self.costs = CostModel()
+        self.encodings = budgets.EncodingMemory()
         # Decoding a large image takes memory several times its file size: a few at a time, never more.
         self._decoding = asyncio.Semaphore(DECODES_AT_ONCE)
         self.shutting_down = False
@@ -102,7 +96,7 @@ class TaskService:
         if count > limit:
             raise ValidationFailed(f"{count} images given; the limit is {limit} per request", field=field)
 
-    def _budgets(self, spec: TaskSpec) -> Budgets:
+    def _budgets(self, spec: TaskSpec, *, running: bool = True) -> budgets.Budgets:
         """The request's budgets, checked whichever engine runs: a request is valid or not regardless of load."""
         if spec.task != "chat" or spec.images:  # a chat may be text alone (titles, tags, follow-ups)
             self.check_image_count(len(spec.images), spec.fields.get("image_ids", "image_ids"))
@@ -111,8 +105,10 @@ class TaskService:
         if spec.json_schema is not None:  # refused now, not after the queue: InvalidGenerationRequest → 422
             json_grammar(spec.json_schema, spec.fields.get("json_schema", "json_schema"))
         pixels = budgets.pixel_budget(spec.task, spec.options, self.settings)  # never below vision_min_pixels
+        images = tuple(item.scoped_id for item in spec.images)
+        pixels = self.encodings.budget(spec.task, spec.options, images, pixels, remember=running)
         new_tokens = budgets.max_new_tokens(spec.task, spec.options, self.settings)
-        return Budgets(pixels, self.settings.vision_min_pixels, new_tokens)
+        return budgets.Budgets(pixels, self.settings.vision_min_pixels, new_tokens)
 
     def submit(self, spec: TaskSpec) -> TaskHandle[AnyTaskResult]:
         """Validate and queue a task; raises 4xx errors, 429 when full, 503 when no engine can do it.
@@ -139,7 +135,7 @@ class TaskService:
 
     def estimate(self, spec: TaskSpec) -> Estimate:
         """Visual tokens and expected seconds for a task, without running it."""
-        task_budgets = self._budgets(spec)
+        task_budgets = self._budgets(spec, running=False)
         budget, min_pixels, new_tokens = task_budgets.pixels, task_budgets.min_pixels, task_budgets.new_tokens
         engine = self._ocr_engine(spec) if spec.task == "ocr" else "vlm"
         if engine != "vlm":  # fast OCR, or auto: the fast engine answers first
@@ -186,7 +182,9 @@ class TaskService:
 
         return self.engines.ocr_pool.submit(work, client=spec.client)
 
-    def _submit_vlm(self, spec: TaskSpec, task_budgets: Budgets, deadline: float | None = None) -> Job[AnyTaskResult]:
+    def _submit_vlm(
+        self, spec: TaskSpec, task_budgets: budgets.Budgets, deadline: float | None = None
+    ) -> Job[AnyTaskResult]:
         messages = spec.conversation or build_messages(
             spec.task,
             len(spec.images),
