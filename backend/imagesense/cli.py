@@ -64,9 +64,12 @@ def bench_ocr(args: argparse.Namespace) -> None:
 
 
 def bench(args: argparse.Namespace) -> None:
+    from imagesense.devtools.bench_report import Peers
     from imagesense.devtools.bench_speed import main as run_bench
 
-    run_bench(args.tiny, args.checkpoint, args.new_tokens, args.profiles, not args.skip_naive)
+    exports = [Path(folder) for folder in args.openvino.split(",")] if args.openvino else []
+    peers = Peers(args.openvino_python, exports) if exports else None
+    run_bench(args.tiny, args.checkpoint, args.new_tokens, args.profiles, not args.skip_naive, peers)
 
 
 def bench_limits(args: argparse.Namespace) -> None:
@@ -136,6 +139,10 @@ def add_benchmarks(commands: Any) -> None:
     speed.add_argument("--new-tokens", type=int, help="tokens per generation (default 64; 8 with --tiny)")
     speed.add_argument("--profiles", default="all", help="comma-separated quantization profiles, or all")
     speed.add_argument("--skip-naive", action="store_true", help="leave out the naive float32 pipeline")
+    speed.add_argument("--openvino", help="OpenVINO export folders (comma-separated): adds the peer's rows")
+    speed.add_argument(
+        "--openvino-python", default="python3", help="the Python of OpenVINO's own virtualenv (shared notes)"
+    )
     speed.set_defaults(func=bench)
 
     limits = commands.add_parser("bench-limits", help="cancel inside prefill, and decoding hostile images")

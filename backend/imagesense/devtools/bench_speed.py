@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from imagesense.budgets import AUTO_PIXELS
+from imagesense.devtools.bench_report import Peers, peer_rows, report_bandwidth, report_peers
 from imagesense.devtools.checkpoint import cached_checkpoint
 from imagesense.engine.quantize import SCHEMES, Scheme
 
@@ -44,7 +45,13 @@ def row(name: str, profile: str, result: Result) -> str:
 
 
 def run(
-    checkpoint: Path, new_tokens: int, profiles: list[Scheme], naive: bool, default: Scheme, in_process: bool = False
+    checkpoint: Path,
+    new_tokens: int,
+    profiles: list[Scheme],
+    naive: bool,
+    default: Scheme,
+    in_process: bool = False,
+    peers: Peers | None = None,
 ) -> dict[str, Any]:
     base: dict[str, Any] = {"checkpoint": str(checkpoint), "new_tokens": new_tokens, "in_process": in_process}
     describe_budget = AUTO_PIXELS["describe"]
@@ -59,11 +66,16 @@ def run(
             result = scenario(kind="engine", profile=profile, max_pixels=pixels, **base)
             results[f"{label}/{profile}"] = result
             print(row(f"engine, {label}", profile, result))
+    if peers is not None:
+        results |= peer_rows(peers, describe_budget, new_tokens)
     results["follow_up"] = scenario(kind="follow_up", profile=default, max_pixels=describe_budget, **base)
     print(row("engine, follow-up", default, results["follow_up"]))
     results["concurrent"] = scenario(kind="concurrent", profile=default, max_pixels=describe_budget, **base)
     results["service"] = scenario(kind="service", profile=default, max_pixels=describe_budget, rounds=5, **base)
     report(results, default, profiles, new_tokens)
+    report_bandwidth(results, checkpoint, profiles)
+    if peers is not None:
+        report_peers(results, default)
     errors = scenario(kind="layer_errors", profile="none", max_pixels=describe_budget, **base)["errors"]
     print_errors(errors)
     results["layer_errors"] = errors
@@ -110,8 +122,10 @@ def report(results: dict[str, Any], default: Scheme, profiles: list[Scheme], new
     )
 
 
-def main(tiny: bool, checkpoint: str | None, new_tokens: int | None, profiles: str, naive: bool) -> None:
+def main(
+    tiny: bool, checkpoint: str | None, new_tokens: int | None, profiles: str, naive: bool, peers: Peers | None = None
+) -> None:
     cache = Path(".cache")
     path = Path(checkpoint) if checkpoint else cached_checkpoint(cache, "tiny" if tiny else "2b")
     chosen: list[Scheme] = [p for p in SCHEMES if p in profiles.split(",")] if profiles != "all" else list(SCHEMES)
-    run(path, new_tokens or (8 if tiny else 64), chosen, naive, "int8-weight", in_process=tiny)
+    run(path, new_tokens or (8 if tiny else 64), chosen, naive, "int8-weight", in_process=tiny, peers=peers)
