@@ -23,6 +23,7 @@ import torch
 from PIL import Image, ImageDraw
 from transformers import AutoModelForImageTextToText, LogitsProcessor
 
+from imagesense.devtools.bench_flow import flow
 from imagesense.engine.cpu import cpu_cores
 from imagesense.engine.loader import load_model, load_processor
 from imagesense.engine.prefix_cache import PrefixCache
@@ -283,7 +284,7 @@ def layer_errors(spec: Result) -> Result:
 
 SCENARIOS = {
     "naive": naive, "engine": engine, "follow_up": follow_up, "concurrent": concurrent, "service": service_overhead,
-    "layer_errors": layer_errors,
+    "layer_errors": layer_errors, "flow": flow,
 }  # fmt: skip
 
 

@@ -70,6 +70,7 @@ def run(
         results |= peer_rows(peers, describe_budget, new_tokens)
     results["follow_up"] = scenario(kind="follow_up", profile=default, max_pixels=describe_budget, **base)
     print(row("engine, follow-up", default, results["follow_up"]))
+    results["flow"] = scenario(kind="flow", profile=default, **base)
     results["concurrent"] = scenario(kind="concurrent", profile=default, max_pixels=describe_budget, **base)
     results["service"] = scenario(kind="service", profile=default, max_pixels=describe_budget, rounds=5, **base)
     report(results, default, profiles, new_tokens)
@@ -111,6 +112,14 @@ def report(results: dict[str, Any], default: Scheme, profiles: list[Scheme], new
     )
     best = results[f"default budget/{fastest}"]
     print(f"  fastest profile {fastest}: decode {best['decode_tps']:.1f} tok/s, peak RSS {best['peak_rss_gb']:.2f} GB")
+    kept, pinned = results["flow"]["kept"], results["flow"]["pinned"]
+    print(
+        f"  describe, then ask (HTTP): describe {kept['describe']['wall_s']:.2f} s; the first question "
+        f"{kept['ask']['wall_s']:.2f} s (TTFT {kept['ask']['ttft_s']:.2f} s, {kept['ask']['cached_tokens']} of "
+        f"{kept['ask']['prompt_tokens']} tokens reused, {kept['ask']['visual_tokens']} visual) vs "
+        f"{pinned['ask']['wall_s']:.2f} s (TTFT {pinned['ask']['ttft_s']:.2f} s) encoding again at ask's own "
+        f"budget ({pinned['ask']['visual_tokens']} visual)"
+    )
     both = results["concurrent"]
     print(f"  two at once: latency {both['latency_together_s']:.1f} s each vs {both['latency_alone_s']:.1f} s alone; "
           f"throughput {both['wall_sequential_s'] / both['wall_together_s']:.2f}× of one at a time")  # fmt: skip
