@@ -25,7 +25,7 @@ def peer_rows(peers: Peers, describe_budget: int, new_tokens: int) -> dict[str, 
         for label, pixels in (("default budget", describe_budget), ("equal work", EQUAL_WORK_PIXELS)):
             result = openvino_row(peers.python, export, pixels, new_tokens, cpu_cores())
             rows[f"openvino {label}/{export.name}"] = result
-            print(row(f"OpenVINO, {label}", export.name[:13], result))
+            print(row(f"OpenVINO, {label.replace(' budget', '')}", export.name[:13], result))
     return rows
 
 

@@ -31,7 +31,10 @@ from torch import nn
 
 Scheme = Literal["none", "int8-weight", "int8-dynamic", "int4-weight"]
 SCHEMES: tuple[Scheme, ...] = ("none", "int8-weight", "int8-dynamic", "int4-weight")
-DECODE_ROWS = 16  # up to this many rows the weight-only kernel beats convert + GEMM (measured, 2 cores)
+# Up to this many rows the weight-only kernel beats converting the int8 weights and a GEMM (measured on
+# 2 cores, 2048×6144): in bfloat16 from ~16 rows on; in float32 (CPUs without native bfloat16) the
+# conversion costs ~50 ms a matrix, so the kernel wins up to ~150 rows — a follow-up question's prefill.
+DECODE_ROWS = {torch.bfloat16: 16, torch.float32: 128}
 INT4_GROUP = 128
 _ROW_BLOCK = 4096  # rows converted to float at a time while quantizing
 
@@ -71,7 +74,7 @@ class Int8WeightLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)
-        if rows.shape[0] <= DECODE_ROWS:
+        if rows.shape[0] <= DECODE_ROWS[self.compute_dtype]:
             kernel_rows = rows.to(torch.bfloat16)
             out: torch.Tensor = torch.ops.aten._weight_int8pack_mm(kernel_rows, self.qweight, self.kernel_scale)
             out = out.to(self.compute_dtype)
