@@ -15,7 +15,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, Qwen3VLProc
 from transformers.utils.import_utils import is_torchvision_available
 
 from imagesense.engine.cpu import cpu_flags, has_native_bf16
-from imagesense.engine.quantize import Scheme, quantize_model
+from imagesense.engine.quantize import Scheme, compute_in, quantize_model
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +95,14 @@ def load_model(
     dtype = resolve_dtype(dtype_name)
     hub = hub_options(source, revision)
     processor = load_processor(source, **hub)
-    model = AutoModelForImageTextToText.from_pretrained(source, dtype=dtype, **hub)
+    # Quantized on a CPU without native bfloat16: load in bfloat16 (memory-mapped, no copy), quantize the
+    # language model from it, then cast the rest to float32 — never the whole model in float32 first.
+    load_dtype = torch.bfloat16 if dtype == torch.float32 and quantization != "none" else dtype
+    model = AutoModelForImageTextToText.from_pretrained(source, dtype=load_dtype, **hub)
     model.eval()
     quantize_model(model, quantization, vision=quantize_vision)
+    if load_dtype != dtype:
+        compute_in(model, dtype)
     return LoadedModel(model=model, processor=processor, name=source, dtype=dtype, quantization=quantization)
 
 
@@ -108,7 +113,7 @@ def explain_load_failure(source: str, error: BaseException) -> str:
         return (
             f"not enough memory to load {source!r}. Free memory, or lower it: IMAGESENSE_QUANTIZATION="
             "int4-weight needs about 2.7 GB, int8-weight about 3.1 GB, none about 4.7 GB on a CPU with native "
-            "bfloat16; without it (AVX2 only) the model loads in float32 and int8-weight peaks near 13 GB."
+            "bfloat16; without it (AVX2 only) the rest of the model is float32 and int8-weight peaks near 5.5 GB."
         )
     if isinstance(error, GatedRepoError) or _status_of(error) in (401, 403):
         return (

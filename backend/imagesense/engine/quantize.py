@@ -231,6 +231,28 @@ def quantize_model(model: Any, scheme: Scheme, vision: bool) -> list[str]:
     return names
 
 
+def compute_in(model: nn.Module, dtype: torch.dtype) -> None:
+    """A model loaded in bfloat16 (memory-mapped: no copy) and quantized, made to compute in ``dtype``:
+    every floating weight outside the quantized layers is cast, the int8-weight layers compute in it, and
+    the bfloat16 pages are given back. On a CPU without native bfloat16 this replaces loading the whole
+    model in float32 and then quantizing it (a float32 copy of the language model at the peak)."""
+    pages = FilePages()
+    for module in model.modules():
+        if isinstance(module, Int8WeightLinear):
+            module.compute_dtype = dtype
+            module.scale = module.scale.to(dtype)
+        if isinstance(module, Int8WeightLinear | Int8DynamicLinear | Int4WeightLinear):
+            continue  # their kernels take the dtypes they were built with
+        for param in module.parameters(recurse=False):
+            if param.is_floating_point() and param.dtype != dtype:
+                old = param.data
+                param.data = old.to(dtype)
+                pages.release(old)
+        for name, buffer in list(module.named_buffers(recurse=False)):
+            if buffer.is_floating_point() and buffer.dtype != dtype:
+                setattr(module, name, buffer.to(dtype))
+
+
 def linear_error(linear: nn.Linear, scheme: Scheme, inputs: torch.Tensor) -> float:
     """Relative L2 error of a quantized layer's output against the full-precision one, on ``inputs``."""
     with torch.no_grad():
