@@ -64,32 +64,29 @@ class Block:
         return [line for row in self.rows for cell in row for line in cell]
 
 
-def page_blocks(lines: Sequence[TextLine], rotation: Rotation, width: int, height: int) -> list[Block]:
+@dataclass(frozen=True)
+class PageLayout:
+    blocks: list[Block]  # in reading order
+    # How far the lines run level with each other: the share, by length, of the lines long enough to
+    # show a slope that run within LEVEL_TOLERANCE of the page's skew. Low on text set along a curve
+    # or scattered at angles across a photo, where no row order is trustworthy.
+    confidence: float
+
+
+def page_layout(lines: Sequence[TextLine], rotation: Rotation, width: int, height: int) -> PageLayout:
     """The page's blocks in reading order, each its rows (top to bottom) of cells (left to right),
     on the upright, deskewed page: columns separated by a gutter are read one after the other."""
-    placed = _deskewed([_upright(line, rotation, width, height) for line in lines])
-    return [block for run in _stacked(_blocks(placed)) for block in split_tables(_cells(_rows(run)))]
+    upright = [_upright(line, rotation, width, height) for line in lines]
+    measured = [(slope, _extent(corners)) for _, corners in upright if (slope := _slope(corners)) is not None]
+    skew = statistics.median(slope for slope, _ in measured) if measured else 0.0
+    placed = _deskewed(upright, skew)
+    blocks = [block for run in _stacked(_blocks(placed)) for block in split_tables(_cells(_rows(run)))]
+    level = sum(length for slope, length in measured if abs(_quarter_turn(slope - skew)) <= LEVEL_TOLERANCE)
+    return PageLayout(blocks, level / sum(length for _, length in measured) if measured else 1.0)
 
 
-def layout_confidence(lines: Sequence[TextLine], rotation: Rotation, width: int, height: int) -> float:
-    """How far the page's lines run level with each other: the share, by length, of the lines long
-    enough to show a slope that run within ``LEVEL_TOLERANCE`` of the page's skew. Low on text set
-    along a curve or scattered at angles across a photo, where no row order is trustworthy."""
-    measured = [
-        (slope, math.dist(corners[0], corners[1]) + math.dist(corners[0], corners[3]))
-        for _, corners in (_upright(line, rotation, width, height) for line in lines)
-        if (slope := _slope(corners)) is not None
-    ]
-    if not measured:
-        return 1.0
-    skew = statistics.median(slope for slope, _ in measured)
-    quarter = math.pi / 2
-    level = sum(
-        length
-        for slope, length in measured
-        if abs((slope - skew + quarter / 2) % quarter - quarter / 2) <= LEVEL_TOLERANCE
-    )
-    return level / sum(length for _, length in measured)
+def page_blocks(lines: Sequence[TextLine], rotation: Rotation, width: int, height: int) -> list[Block]:
+    return page_layout(lines, rotation, width, height).blocks
 
 
 def _stacked(regions: list[list[_Placed]]) -> list[list[_Placed]]:
@@ -144,14 +141,22 @@ def _slope(corners: list[Point]) -> float | None:
         return None
     # On a page turned upright the corners may start at any corner of the text, so only the angle
     # modulo a quarter turn is the skew.
+    return _quarter_turn(math.atan2(along[1], along[0]))
+
+
+def _quarter_turn(angle: float) -> float:
+    """An angle modulo a quarter turn, in [−45°, 45°)."""
     quarter = math.pi / 2
-    return (math.atan2(along[1], along[0]) + quarter / 2) % quarter - quarter / 2
+    return (angle + quarter / 2) % quarter - quarter / 2
 
 
-def _deskewed(lines: list[tuple[TextLine, list[Point]]]) -> list[_Placed]:
-    """Boxes turned by the page's skew (the median slope of its lines), so rows are level again."""
-    slopes = [slope for _, corners in lines if (slope := _slope(corners)) is not None]
-    angle = -statistics.median(slopes) if slopes else 0.0
+def _extent(corners: list[Point]) -> float:
+    return math.dist(corners[0], corners[1]) + math.dist(corners[0], corners[3])
+
+
+def _deskewed(lines: list[tuple[TextLine, list[Point]]], skew: float) -> list[_Placed]:
+    """Boxes turned back by the page's skew (the median slope of its lines), so rows are level again."""
+    angle = -skew
     cos, sin = math.cos(angle), math.sin(angle)
     placed = []
     for line, corners in lines:

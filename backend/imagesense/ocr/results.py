@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from imagesense.engine.protocol import OcrReading, Rotation, TextLine
 from imagesense.jobs import JobContext
-from imagesense.ocr.layout import Block, layout_confidence, page_blocks
+from imagesense.ocr.layout import Block, page_layout
 from imagesense.ocr.markup import cell_text, to_markdown, to_text
 from imagesense.schemas.tasks import (
     AnyTaskResult,
@@ -51,7 +51,8 @@ class PageText:
 
 
 def lay_out(lines: Sequence[TextLine], rotation: Rotation, width: int, height: int) -> PageText:
-    blocks = page_blocks(lines, rotation, width, height)
+    layout = page_layout(lines, rotation, width, height)
+    blocks = layout.blocks
     rows = [row for block in blocks for row in block.rows]
     return PageText(
         text=to_text(rows),
@@ -59,7 +60,7 @@ def lay_out(lines: Sequence[TextLine], rotation: Rotation, width: int, height: i
         markdown=to_markdown(blocks) if rows else None,
         blocks=ocr_blocks(blocks),
         tables=[ocr_table(block) for block in blocks if block.kind == "table"],
-        layout_confidence=round(layout_confidence(lines, rotation, width, height), 3),
+        layout_confidence=round(layout.confidence, 3),
     )
 
 
