@@ -34,7 +34,9 @@ from imagesense.engine.remote_stream import StreamState, error_from_response, re
 from imagesense.engine.upstream_health import UpstreamHealth
 
 STOP_POLL_S = 0.05  # how often a running generation asks whether its caller still wants it
-VISUAL_TOKEN_EDGE = 28  # Qwen-VL: a visual token per 28×28 pixels (upstreams count them in prompt_tokens)
+# Qwen3-VL: a visual token per 32×32 pixels (16 px patches merged 2×2), as images.VISUAL_TOKEN_EDGE says
+# for the local model (engine/ can't import it); the upstream counts them inside prompt_tokens.
+VISUAL_TOKEN_EDGE = 32
 
 
 @dataclass(frozen=True)
@@ -82,10 +84,11 @@ class RemoteEngine:
         image_tokens = sum(
             (image.width // VISUAL_TOKEN_EDGE) * (image.height // VISUAL_TOKEN_EDGE) for image in request.images
         )
+        body = payload(request, self._config.model)  # once: the images' PNG encoding is not redone per retry
         async with httpx.AsyncClient(timeout=timeout, headers=self._headers) as client:
             for attempt in range(self._config.connect_retries + 1):
                 try:
-                    finish = await self._attempt(client, payload(request, self._config.model), control, state)
+                    finish = await self._attempt(client, body, control, state)
                     return _result(state, image_tokens, finish)
                 except httpx.ConnectError as error:  # the request never left: safe to send again
                     if attempt == self._config.connect_retries or control.should_stop():
