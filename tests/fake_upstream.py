@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from live import free_port
+from imagesense.devtools.loopback import free_port
 
 WORDS = ["A ", "red ", "square."]
 

@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from imagesense.cli import main
+from imagesense.devtools.loopback import free_port
 from imagesense.store import content_id
-from live import free_port
 from support import image_bytes
 
 NGINX_CONF = Path(__file__).resolve().parents[1] / "frontend" / "nginx.conf"

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from imagesense.cli import main
-from live import free_port
+from imagesense.devtools.loopback import free_port
 from support import image_bytes
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from imagesense.devtools.loopback import free_port
 from imagesense.devtools.sample_pdf import MIXED, build_pdf
-from live import LiveServer, free_port, live_server
+from live import LiveServer, live_server
 from support import image_bytes
 
 

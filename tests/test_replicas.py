@@ -6,54 +6,23 @@ from __future__ import annotations
 
 import io
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
+from imagesense.devtools.loopback import RedisServer
 from imagesense.devtools.sample_pdf import MIXED, build_pdf
 from imagesense.devtools.samples import sample
-from live import free_port
 from support import image_bytes, service, upload
-
-
-class RedisServer:
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._workdir = workdir
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        if shutil.which("redis-server") is None:
-            pytest.fail("these tests need a real Redis server: apt-get install redis-server (.ci/run does)")
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self._process = subprocess.Popen(command, cwd=self._workdir, stdout=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=10)
-            self._process = None
 
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    if shutil.which("redis-server") is None:
+        pytest.fail("these tests need a real Redis server: apt-get install redis-server (.ci/run does)")
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     server.start()
     try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,30 +26,11 @@ import httpx
 from PIL import Image
 
 from imagesense.devtools.checkpoint import cached_checkpoint
+from imagesense.devtools.loopback import RedisServer, free_port
 from imagesense.devtools.samples import sample
 
 IMAGES = 12
 CLIENTS = 4
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextmanager
-def redis_server(workdir: Path) -> Iterator[str]:
-    port = free_port()
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL)
-    try:
-        time.sleep(0.3)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @contextmanager
@@ -115,11 +95,11 @@ def main(checkpoint: str | None, counts: list[int], requests: int, new_tokens: i
     model = Path(checkpoint) if checkpoint else cached_checkpoint(Path(".cache"), "tiny")
     print(f"{os.cpu_count()} cores; model {model}; {requests} requests per task from {CLIENTS} clients\n")
     rates: dict[str, dict[int, float]] = {"describe": {}, "ocr": {}}
-    with tempfile.TemporaryDirectory() as scratch, redis_server(Path(scratch)) as redis_url:
+    with tempfile.TemporaryDirectory() as scratch, RedisServer(Path(scratch)) as redis:
         for count in counts:
             with ExitStack() as stack:
                 logs = [Path(scratch) / f"replica-{count}-{n}.log" for n in range(count)]
-                urls = [stack.enter_context(replica(model, redis_url, log)) for log in logs]
+                urls = [stack.enter_context(replica(model, redis.url, log)) for log in logs]
                 describe_ids = [upload(urls[0], Image.new("RGB", (448, 448), (n * 20, 90, 160))) for n in range(IMAGES)]
                 receipt = sample("receipt").image
                 ocr_ids = [upload(urls[0], receipt.rotate(0.1 * n, fillcolor="white")) for n in range(IMAGES)]

@@ -23,7 +23,7 @@ import torch
 from PIL import Image, ImageDraw
 from transformers import AutoModelForImageTextToText, LogitsProcessor
 
-from imagesense.devtools.bench_flow import flow
+from imagesense.devtools.bench_flow import flow, wait_for_vlm
 from imagesense.engine.cpu import cpu_cores
 from imagesense.engine.loader import load_model, load_processor
 from imagesense.engine.prefix_cache import PrefixCache
@@ -217,11 +217,7 @@ def service_overhead(spec: Result) -> Result:
     options = {"max_new_tokens": spec["new_tokens"], "max_pixels": spec["max_pixels"]}
     direct, http, stream, accounted = [], [], [], []
     with TestClient(create_app(settings)) as client:
-        deadline = time.monotonic() + 600
-        while client.get("/api/v1/ready", params={"engine": "vlm"}).status_code != 200:
-            if time.monotonic() > deadline:
-                raise TimeoutError(client.get("/api/v1/ready").text)
-            time.sleep(0.2)
+        wait_for_vlm(client)
         image_id = client.post("/api/v1/images", files={"file": ("b.png", buffer.getvalue())}).json()["image_id"]
         served = client.app.state.service.engines.vlm.get()  # type: ignore[attr-defined]
         for _ in range(spec.get("rounds", 3)):  # interleaved, so drifts of a shared machine hit all alike
