@@ -15,8 +15,9 @@ from torch import nn
 from transformers import DynamicCache
 
 from imagesense.engine import loader
+from imagesense.engine.int8_weight import Int8WeightLinear
 from imagesense.engine.prefix_cache import PrefixCache, common_prefix_length
-from imagesense.engine.quantize import SCHEMES, Int4WeightLinear, Int8WeightLinear, linear_error, quantize_model
+from imagesense.engine.quantize import SCHEMES, Int4WeightLinear, linear_error, quantize_model
 from support import image_bytes, service, upload
 
 

@@ -1,4 +1,4 @@
-"""`imagesense` command line: serve, download, build-checkpoint, openapi, and the benchmarks (bench-*)."""
+"""`imagesense` command line: serve, download, build-checkpoint, build-kernels, openapi, and the benchmarks."""
 
 from __future__ import annotations
 
@@ -42,6 +42,20 @@ def build_checkpoint(args: argparse.Namespace) -> None:
         return
     out = build(Path(args.out), args.architecture)
     print(f"random-weight {args.architecture} Qwen3-VL checkpoint written to {out}")
+
+
+def build_kernels(_args: argparse.Namespace) -> None:
+    """Compile the engine's CPU kernels ahead (the first start would otherwise spend ~20 s on it)."""
+    import logging
+
+    from imagesense.engine.native import load_kernels
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    reason = load_kernels()
+    if reason:
+        print(f"the engine's CPU kernels are not available: {reason}; it runs on PyTorch's kernels")
+        raise SystemExit(1)
+    print("the engine's CPU kernels are built and load")
 
 
 def openapi(args: argparse.Namespace) -> None:
@@ -122,6 +136,9 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--architecture", choices=["tiny", "2b"], default="tiny")
     build.add_argument("--cached", action="store_true", help="OUT is a cache folder: build once, print the path")
     build.set_defaults(func=build_checkpoint)
+
+    kernels = commands.add_parser("build-kernels", help="compile the engine's CPU kernels ahead of the first start")
+    kernels.set_defaults(func=build_kernels)
 
     spec = commands.add_parser("openapi", help="write the OpenAPI spec (no model needed)")
     spec.add_argument("--out", default="-", help="file to write, or - for stdout")

@@ -28,7 +28,7 @@ from imagesense.engine.cpu import cpu_cores
 from imagesense.engine.loader import load_model, load_processor
 from imagesense.engine.prefix_cache import PrefixCache
 from imagesense.engine.protocol import ChatMessage, GenerationRequest, GenerationResult, Unattended
-from imagesense.engine.quantize import QUANTIZERS, linear_error
+from imagesense.engine.quantize import QUANTIZED_SCHEMES, linear_error
 from imagesense.engine.streaming import TextDeltaStreamer
 from imagesense.engine.transformers_engine import TransformersEngine
 from imagesense.images import fit_to_budget
@@ -274,7 +274,7 @@ def layer_errors(spec: Result) -> Result:
     errors: dict[str, dict[str, float]] = {}
     for name, layer in layers.items():
         rows = captured[name].reshape(-1, captured[name].shape[-1])[:256]  # a sample of the real rows
-        errors[name] = {scheme: linear_error(layer, scheme, rows) for scheme in QUANTIZERS}
+        errors[name] = {scheme: linear_error(layer, scheme, rows) for scheme in QUANTIZED_SCHEMES}
     return {"errors": errors}
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache
 
+from imagesense.engine.kv_cache import GrowingLayer
+
 ImagesKey = tuple[tuple[str, ...], int, int]  # (image content ids, max pixels, min pixels)
 MIN_REUSE_TOKENS = 8  # shorter shared prefixes are not worth a copy
 
@@ -34,7 +36,12 @@ class _Entry:
 def cache_nbytes(cache: DynamicCache) -> int:
     total = 0
     for layer in cache.layers:
-        for tensor in (getattr(layer, "keys", None), getattr(layer, "values", None)):
+        held = (
+            layer.held()
+            if isinstance(layer, GrowingLayer)
+            else (getattr(layer, "keys", None), getattr(layer, "values", None))
+        )
+        for tensor in held:
             if isinstance(tensor, torch.Tensor):
                 total += tensor.numel() * tensor.element_size()
     return total

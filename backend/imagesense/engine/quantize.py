@@ -1,11 +1,9 @@
-"""Weight quantization of the model's Linear layers, on PyTorch's own CPU kernels.
+"""Weight quantization of the model's Linear layers, on PyTorch's CPU kernels and the engine's own.
 
 Profiles (IMAGESENSE_QUANTIZATION):
 - ``none``: bfloat16 weights.
-- ``int8-weight`` (W8A16): int8 weights, one scale per output channel; activations stay 16-bit.
-  Decode (a few rows) runs ``aten._weight_int8pack_mm``; prefill converts the int8 weights to bfloat16,
-  runs the bfloat16 GEMM and applies the per-channel scale to the output (cheaper than scaling the
-  weights), which is faster from ~16 rows on.
+- ``int8-weight`` (W8A16): int8 weights, one scale per output channel; activations keep 14 bits or
+  more (see int8_weight.py for its decode and prefill kernels). The default.
 - ``int8-dynamic`` (W8A8): int8 weights per channel and activations quantized per call (FBGEMM).
   The fastest decode, but activations lose precision too: opt-in.
 - ``int4-weight`` (W4A16): 4-bit weights, asymmetric, groups of 128 (``aten._weight_int4pack_mm_for_cpu``).
@@ -19,6 +17,7 @@ layer's pages are read only when it is quantized).
 from __future__ import annotations
 
 import ctypes
+import functools
 import mmap
 import sys
 import warnings
@@ -26,64 +25,16 @@ from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F  # noqa: N812 - the usual name
 from torch import nn
+
+from imagesense.engine.bf16_storage import keep_bf16_storage
+from imagesense.engine.int8_weight import Int8WeightLinear, WideningScratch, int8_per_channel
+from imagesense.engine.native import load_kernels
 
 Scheme = Literal["none", "int8-weight", "int8-dynamic", "int4-weight"]
 SCHEMES: tuple[Scheme, ...] = ("none", "int8-weight", "int8-dynamic", "int4-weight")
-# Up to this many rows the weight-only kernel beats converting the int8 weights and a GEMM (measured on
-# 2 cores, 2048×6144): in bfloat16 from ~16 rows on; in float32 (CPUs without native bfloat16) the
-# conversion costs ~50 ms a matrix, so the kernel wins up to ~150 rows — a follow-up question's prefill.
-DECODE_ROWS = {torch.bfloat16: 16, torch.float32: 128}
 INT4_GROUP = 128
 _ROW_BLOCK = 4096  # rows converted to float at a time while quantizing
-
-
-def int8_per_channel(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric int8 per output channel, a block of rows at a time (no float copy of a whole matrix)."""
-    qweight = torch.empty(weight.shape, dtype=torch.int8)
-    scale = torch.empty(weight.shape[0], dtype=torch.float32)
-    for start in range(0, weight.shape[0], _ROW_BLOCK):
-        rows = weight[start : start + _ROW_BLOCK].float()
-        block_scale = rows.abs().amax(dim=1).clamp(min=1e-8) / 127
-        qweight[start : start + _ROW_BLOCK] = torch.round(rows / block_scale[:, None]).to(torch.int8)
-        scale[start : start + _ROW_BLOCK] = block_scale
-    return qweight, scale
-
-
-class Int8WeightLinear(nn.Module):
-    qweight: torch.Tensor
-    scale: torch.Tensor
-
-    def __init__(self, linear: nn.Linear) -> None:
-        super().__init__()
-        weight = linear.weight.detach()
-        qweight, scale = int8_per_channel(weight)
-        # Computed in the model's own dtype: bfloat16 where the CPU has it natively, float32 where
-        # bfloat16 would only be emulated (the loader picks the dtype by the CPU).
-        self.compute_dtype = weight.dtype if weight.dtype in (torch.bfloat16, torch.float32) else torch.bfloat16
-        self.register_buffer("qweight", qweight)
-        self.register_buffer("scale", scale.to(self.compute_dtype))
-        # The decode kernel always takes bfloat16 activations: its float32 path is scalar on CPUs
-        # without native bfloat16 (AVX2: 17 ms instead of 1.9 ms for a 2048×6144 matrix, measured),
-        # while its bfloat16 path is vectorized everywhere. Rounding the activations to bfloat16
-        # costs ~0.3 % relative error, a third of the int8 weights' own.
-        self.register_buffer("kernel_scale", scale.to(torch.bfloat16))
-        self.bias = linear.bias
-        self.out_features, self.in_features = weight.shape
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, self.in_features)
-        if rows.shape[0] <= DECODE_ROWS[self.compute_dtype]:
-            kernel_rows = rows.to(torch.bfloat16)
-            out: torch.Tensor = torch.ops.aten._weight_int8pack_mm(kernel_rows, self.qweight, self.kernel_scale)
-            out = out.to(self.compute_dtype)
-        else:  # per output channel, the scale factors out of the matmul
-            rows = rows.to(self.compute_dtype)
-            out = F.linear(rows, self.qweight.to(self.compute_dtype)) * self.scale
-        if self.bias is not None:
-            out = out + self.bias.to(out.dtype)
-        return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
 
 
 class Int8DynamicLinear(nn.Module):
@@ -146,11 +97,16 @@ class Int4WeightLinear(nn.Module):
         return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
 
 
-QUANTIZERS: dict[Scheme, Callable[[nn.Linear], nn.Module]] = {
-    "int8-weight": Int8WeightLinear,
-    "int8-dynamic": Int8DynamicLinear,
-    "int4-weight": Int4WeightLinear,
-}
+QUANTIZED_SCHEMES: tuple[Scheme, ...] = ("int8-weight", "int8-dynamic", "int4-weight")
+
+
+def quantizer(scheme: Scheme, native: bool | None = None) -> Callable[[nn.Linear], nn.Module]:
+    """What turns a Linear into ``scheme``'s layer; int8-weight layers made by one quantizer share a
+    scratch buffer, and take the engine's own decode kernel when ``native`` (by default: when it is built)."""
+    if scheme == "int8-weight":
+        use_native = load_kernels() is None if native is None else native
+        return functools.partial(Int8WeightLinear, scratch=WideningScratch(), native=use_native)
+    return {"int8-dynamic": Int8DynamicLinear, "int4-weight": Int4WeightLinear}[scheme]
 
 
 class FilePages:
@@ -195,11 +151,17 @@ def _linears(root: nn.Module, prefix: str) -> Iterator[tuple[nn.Module, str, nn.
                 yield module, child_name, child, full
 
 
-def quantize_linears(root: nn.Module, scheme: Scheme, prefix: str = "", pages: FilePages | None = None) -> list[str]:
+def quantize_linears(
+    root: nn.Module,
+    scheme: Scheme,
+    prefix: str = "",
+    pages: FilePages | None = None,
+    make: Callable[[nn.Linear], nn.Module] | None = None,
+) -> list[str]:
     """Replace every Linear under ``root`` by its quantized form, one at a time; returns their names."""
     if scheme == "none":
         return []
-    make = QUANTIZERS[scheme]
+    make = make or quantizer(scheme)
     pages = pages or FilePages()
     done = []
     for parent, child_name, linear, full_name in _linears(root, prefix):
@@ -218,30 +180,32 @@ def quantize_model(model: Any, scheme: Scheme, vision: bool) -> list[str]:
         return []
     inner = model.model
     pages = FilePages()
+    make = quantizer(scheme)
     with torch.no_grad():
-        names = quantize_linears(inner.language_model, scheme, "model.language_model", pages)
+        names = quantize_linears(inner.language_model, scheme, "model.language_model", pages, make)
         # Tied to the embeddings: quantized as a copy. Its pages are dropped too: lookups read back the
         # few embedding rows they need.
         tied = model.lm_head.weight
-        model.lm_head = QUANTIZERS[scheme](model.lm_head)
+        model.lm_head = make(model.lm_head)
         pages.release(tied)
         names.append("lm_head")
         if vision:
-            names += quantize_linears(inner.visual, scheme, "model.visual", pages)
+            names += quantize_linears(inner.visual, scheme, "model.visual", pages, make)
     return names
 
 
 def compute_in(model: nn.Module, dtype: torch.dtype) -> None:
     """A model loaded in bfloat16 (memory-mapped: no copy) and quantized, made to compute in ``dtype``:
-    every floating weight outside the quantized layers is cast, the int8-weight layers compute in it, and
-    the bfloat16 pages are given back. On a CPU without native bfloat16 this replaces loading the whole
-    model in float32 and then quantizing it (a float32 copy of the language model at the peak)."""
+    the int8-weight layers compute in it, the remaining Linears and the embeddings keep their bfloat16
+    weights and widen them when used (bf16_storage.py), and every other floating weight (norms, the patch
+    embedding) is cast. On a CPU without native bfloat16 this replaces loading the whole model in float32
+    and then quantizing it (a float32 copy of the language model at the peak)."""
     pages = FilePages()
+    kept = keep_bf16_storage(model, dtype, _model_scratch(model))
     for module in model.modules():
         if isinstance(module, Int8WeightLinear):
-            module.compute_dtype = dtype
-            module.scale = module.scale.to(dtype)
-        if isinstance(module, Int8WeightLinear | Int8DynamicLinear | Int4WeightLinear):
+            module.use_dtype(dtype)
+        if module in kept or isinstance(module, Int8WeightLinear | Int8DynamicLinear | Int4WeightLinear):
             continue  # their kernels take the dtypes they were built with
         for param in module.parameters(recurse=False):
             if param.is_floating_point() and param.dtype != dtype:
@@ -253,9 +217,21 @@ def compute_in(model: nn.Module, dtype: torch.dtype) -> None:
                 setattr(module, name, buffer.to(dtype))
 
 
+def _model_scratch(model: nn.Module) -> WideningScratch:
+    """The scratch buffer the model's int8-weight layers widen into (one per model), or a new one."""
+    layer = next((module for module in model.modules() if isinstance(module, Int8WeightLinear)), None)
+    return layer.scratch if layer is not None else WideningScratch()
+
+
 def linear_error(linear: nn.Linear, scheme: Scheme, inputs: torch.Tensor) -> float:
-    """Relative L2 error of a quantized layer's output against the full-precision one, on ``inputs``."""
+    """Relative L2 error of a quantized layer's output against the full-precision one, on ``inputs``: the
+    larger of the whole batch at once (prefill's path) and one row at a time (decode's)."""
     with torch.no_grad():
         reference = linear(inputs).float()
-        quantized = QUANTIZERS[scheme](linear)(inputs).float()
-        return float((quantized - reference).norm() / reference.norm().clamp(min=1e-12))
+        layer = quantizer(scheme)(linear)
+        batched = layer(inputs).float()
+        row_by_row = torch.cat([layer(row[None]) for row in inputs]).float()
+        return max(
+            float((quantized - reference).norm() / reference.norm().clamp(min=1e-12))
+            for quantized in (batched, row_by_row)
+        )

@@ -18,6 +18,7 @@ from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList, Sto
 from imagesense.engine.constrained import JsonConstraints, JsonLogits
 from imagesense.engine.cpu import cpu_cores
 from imagesense.engine.errors import InvalidGenerationRequest
+from imagesense.engine.kv_cache import growing_cache
 from imagesense.engine.loader import LoadedModel, load_model
 from imagesense.engine.prefix_cache import ImagesKey, PrefixCache
 from imagesense.engine.protocol import (
@@ -112,7 +113,7 @@ class TransformersEngine:
 
     def _start_cache(self, request: GenerationRequest, tokens: torch.Tensor) -> tuple[DynamicCache, int]:
         found = self.prefix_cache.lookup(self._key(request), tokens) if request.image_keys else None
-        return found or (DynamicCache(config=self.model.config), 0)
+        return found or (growing_cache(self.model.config), 0)
 
     @staticmethod
     def _key(request: GenerationRequest) -> ImagesKey:

@@ -1,0 +1,189 @@
+"""The engine's own decode kernel, the int8-weight layer on both kernels, and the in-place KV cache."""
+
+from __future__ import annotations
+
+import copy
+import platform
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+from transformers.cache_utils import DynamicLayer
+
+from imagesense.engine.bf16_storage import WidenedLinear
+from imagesense.engine.cpu import cpu_flags
+from imagesense.engine.int8_weight import KERNEL_ROWS, Int8WeightLinear, WideningScratch, int8_per_channel
+from imagesense.engine.kv_cache import GrowingLayer
+from imagesense.engine.loader import LoadedModel, load_model
+from imagesense.engine.native import load_kernels, unsupported_reason
+from imagesense.engine.protocol import GenerationRequest
+from imagesense.engine.quantize import compute_in
+from imagesense.engine.transformers_engine import TransformersEngine
+
+AVX2_X86 = platform.machine().lower() in ("x86_64", "amd64") and {"avx2", "fma"} <= cpu_flags()
+
+
+def relative_error(got: torch.Tensor, reference: torch.Tensor) -> float:
+    return float((got.double() - reference.double()).norm() / reference.double().norm())
+
+
+def test_the_kernels_build_and_load_where_the_cpu_allows() -> None:
+    """On x86 with AVX2 (this project's machines and CI) the fast path must really be there: a silent
+    fallback to PyTorch's kernel would pass every other test and lose the speed."""
+    if not AVX2_X86:
+        assert load_kernels() is not None
+        assert unsupported_reason() is not None
+        return
+    assert load_kernels() is None
+    assert hasattr(torch.ops.imagesense, "int8_linear")
+
+
+needs_kernels = pytest.mark.skipif(not AVX2_X86, reason="the engine's kernels are x86 AVX2 only")
+
+
+@needs_kernels
+@pytest.mark.parametrize(
+    ("rows", "out_features", "in_features"),
+    [(1, 4, 16), (1, 64, 2048), (3, 1028, 6144), (2, 8, 16400), (KERNEL_ROWS, 36, 80)],
+)
+def test_int8_linear_matches_float_arithmetic(rows: int, out_features: int, in_features: int) -> None:
+    """Against the same int8 weights in double precision: only the 14-bit activations differ. 16400
+    inputs cross the int32 slab (16384) and two blocks per thread take the odd block count's tail."""
+    assert load_kernels() is None
+    torch.manual_seed(rows + out_features)
+    weight = torch.randint(-127, 128, (out_features, in_features), dtype=torch.int8)
+    scale = torch.rand(out_features) + 0.01
+    inputs = torch.randn(rows, in_features)
+    got = torch.ops.imagesense.int8_linear(inputs, torch.ops.imagesense.pack_int8(weight), scale)
+    reference = (inputs.double() @ weight.double().t()) * scale.double()
+    assert got.shape == (rows, out_features)
+    assert got.dtype == torch.float32
+    assert relative_error(got, reference) < 3e-4
+
+
+@needs_kernels
+def test_int8_linear_keeps_small_values_beside_an_outlier_row_by_row() -> None:
+    """One scale per row: a huge value in one row leaves the other rows' precision alone."""
+    assert load_kernels() is None
+    torch.manual_seed(1)
+    weight = torch.randint(-127, 128, (32, 256), dtype=torch.int8)
+    inputs = torch.randn(2, 256)
+    inputs[0, 7] = 500.0
+    got = torch.ops.imagesense.int8_linear(inputs, torch.ops.imagesense.pack_int8(weight), torch.ones(32))
+    reference = inputs.double() @ weight.double().t()
+    assert relative_error(got[1], reference[1]) < 3e-4
+    assert relative_error(got[0], reference[0]) < 3e-3
+    zeros = torch.ops.imagesense.int8_linear(
+        torch.zeros(1, 256), torch.ops.imagesense.pack_int8(weight), torch.ones(32)
+    )
+    assert torch.equal(zeros, torch.zeros(1, 32))
+
+
+@needs_kernels
+def test_int8_linear_rejects_mismatched_shapes() -> None:
+    assert load_kernels() is None
+    packed = torch.ops.imagesense.pack_int8(torch.zeros(8, 32, dtype=torch.int8))
+    with pytest.raises(RuntimeError, match="width"):
+        torch.ops.imagesense.int8_linear(torch.zeros(1, 48), packed, torch.ones(8))
+    with pytest.raises(RuntimeError, match="multiple"):
+        torch.ops.imagesense.pack_int8(torch.zeros(6, 32, dtype=torch.int8))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("native", [pytest.param(True, marks=needs_kernels), False])
+def test_int8_weight_layer_decode_and_prefill_agree(dtype: torch.dtype, native: bool) -> None:
+    """Both row counts (decode's kernel, prefill's widened GEMM) and both kernels give the layer's output
+    within int8's error, in the model's dtype; the widened weights are the int8 weights exactly."""
+    torch.manual_seed(0)
+    layer = nn.Linear(256, 128, bias=True).to(dtype)
+    quantized = Int8WeightLinear(layer, WideningScratch(), native=native)
+    assert quantized.native is native
+    qweight, _ = int8_per_channel(layer.weight.detach())
+    assert torch.equal(quantized.widened().to(torch.float32), qweight.to(torch.float32))
+    for rows in (1, 4, quantized.decode_rows() + 1):
+        inputs = torch.randn(rows, 256, dtype=dtype)
+        with torch.no_grad():
+            out, reference = quantized(inputs), layer(inputs)
+        assert out.dtype == dtype
+        assert relative_error(out.float(), reference.float()) < (0.01 if dtype == torch.float32 else 0.02)
+
+
+def test_an_unpackable_layer_takes_a_path_that_serves_its_shape() -> None:
+    """30 inputs: not packable, and PyTorch's decode kernel would crash the process; the GEMM serves."""
+    torch.manual_seed(2)
+    layer = nn.Linear(30, 6)
+    quantized = Int8WeightLinear(layer, native=True)
+    assert not quantized.native
+    assert quantized.decode_rows() == 0
+    inputs = torch.randn(1, 30)
+    with torch.no_grad():
+        assert relative_error(quantized(inputs), layer(inputs)) < 0.02
+
+
+def _states(tokens: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(1, 2, tokens, 8, generator=generator) for _ in range(2))  # type: ignore[return-value]
+
+
+def test_growing_layer_appends_in_place_and_matches_concatenation() -> None:
+    growing, plain = GrowingLayer(), DynamicLayer()  # type: ignore[no-untyped-call]
+    for step, tokens in enumerate([300, 1, 1, 5, 1]):  # a prefill, then past the first room (300 + 256)
+        keys, values = _states(tokens, step)
+        got, expected = growing.update(keys, values), plain.update(keys, values)
+        assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
+    assert growing.get_seq_length() == 308
+    room = growing.held()[0]
+    assert room.shape[-2] > 308  # room to spare ...
+    growing.update(*_states(1, 9))
+    assert growing.held()[0].data_ptr() == room.data_ptr()  # ... and the next token was written into it
+
+
+def test_growing_layer_survives_crop_deepcopy_and_replaced_tensors() -> None:
+    """What the prefix cache does (deepcopy, crop) and what generate may do (replace the tensors)."""
+    layer = GrowingLayer()  # type: ignore[no-untyped-call]
+    keys, values = _states(20, 0)
+    layer.update(keys, values)
+    copied = copy.deepcopy(layer)
+    copied.crop(-5)
+    more_keys, more_values = _states(2, 1)
+    got_keys, _ = copied.update(more_keys, more_values)
+    assert torch.equal(got_keys, torch.cat([keys[..., :15, :], more_keys], dim=-2))
+    assert layer.keys is not None
+    assert layer.values is not None
+    assert torch.equal(layer.keys, keys)  # the original is untouched by its copy
+    layer.keys, layer.values = layer.keys.clone(), layer.values.clone()  # e.g. a batch selection
+    got_keys, got_values = layer.update(more_keys, more_values)
+    assert torch.equal(got_keys, torch.cat([keys, more_keys], dim=-2))
+    assert torch.equal(got_values, torch.cat([values, more_values], dim=-2))
+
+
+def test_bf16_storage_computes_exactly_what_float32_weights_compute(tiny_checkpoint: Path) -> None:
+    """A quantized model on a CPU without native bfloat16 keeps its vision Linears and embeddings in
+    bfloat16 and widens them when used: the same numbers as casting them to float32, in half the memory."""
+    loaded = load_model(str(tiny_checkpoint), "bfloat16", quantization="int8-weight")
+    cast = copy.deepcopy(loaded.model)
+    compute_in(loaded.model, torch.float32)
+    for module in cast.modules():  # the plain way: every remaining weight cast to float32
+        if isinstance(module, Int8WeightLinear):
+            module.use_dtype(torch.float32)
+        elif type(module) in (nn.Linear, nn.Embedding, nn.LayerNorm, nn.Conv3d) or "Norm" in type(module).__name__:
+            module.float()
+    visual = loaded.model.model.visual
+    assert any(isinstance(module, WidenedLinear) for module in visual.modules())
+    assert loaded.model.model.language_model.embed_tokens.weight.dtype == torch.bfloat16
+    engine = TransformersEngine(LoadedModel(loaded.model, loaded.processor, "tiny", torch.float32, "int8-weight"))
+    request = GenerationRequest(
+        messages=[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Hi"}]}],
+        images=[Image.new("RGB", (96, 64), "teal")],
+        max_pixels=96 * 64,
+        min_pixels=32 * 32,
+        max_new_tokens=1,
+    )
+    inputs = engine.prepare(request)
+    positions = engine.position_ids(inputs)
+    with torch.inference_mode():
+        widened, reference = (model(**inputs, position_ids=positions).logits for model in (loaded.model, cast))
+    assert widened.dtype == torch.float32
+    assert torch.allclose(widened, reference, rtol=1e-5, atol=1e-5)
