@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import platform
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -12,10 +13,11 @@ from PIL import Image
 from torch import nn
 from transformers.cache_utils import DynamicLayer
 
+from imagesense.engine import lean_decode
 from imagesense.engine.bf16_storage import WidenedLinear
 from imagesense.engine.cpu import cpu_flags
 from imagesense.engine.int8_weight import KERNEL_ROWS, Int8WeightLinear, WideningScratch, int8_per_channel
-from imagesense.engine.kv_cache import GrowingLayer
+from imagesense.engine.kv_cache import GrowingLayer, growing_cache
 from imagesense.engine.loader import LoadedModel, load_model
 from imagesense.engine.native import load_kernels, unsupported_reason
 from imagesense.engine.protocol import GenerationRequest
@@ -187,3 +189,59 @@ def test_bf16_storage_computes_exactly_what_float32_weights_compute(tiny_checkpo
         widened, reference = (model(**inputs, position_ids=positions).logits for model in (loaded.model, cast))
     assert widened.dtype == torch.float32
     assert torch.allclose(widened, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_the_lean_decode_step_computes_what_transformers_computes(
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Token by token against transformers' own text model, from a fresh cache and from a copied,
+    cropped one (the prefix cache's way), with an image in the prompt (M-RoPE positions)."""
+    loaded = load_model(str(tiny_checkpoint), "float32")
+    engine = TransformersEngine(loaded)  # installs the lean step on this model
+    text_model = loaded.model.model.language_model
+    lean, transformers_forward = text_model.forward, type(text_model).forward.__get__(text_model)
+    request = GenerationRequest(
+        messages=[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe it."}]}],
+        images=[Image.new("RGB", (128, 96), "navy")],
+        max_pixels=128 * 96,
+        min_pixels=32 * 32,
+        max_new_tokens=6,
+    )
+    inputs = engine.prepare(request)
+
+    def tokens_and_logits(forward: Any, crop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        text_model.forward = forward
+        with torch.inference_mode():
+            cache = growing_cache(loaded.model.config)
+            loaded.model(**inputs, position_ids=engine.position_ids(inputs), cache=cache)
+            cache = copy.deepcopy(cache)
+            cache.crop(-crop)
+            kept = inputs["input_ids"][:, : cache.get_seq_length()]
+            rest = {**inputs, "input_ids": inputs["input_ids"], "cache": cache}
+            rest.pop("pixel_values")
+            rest.pop("image_grid_thw")
+            output = loaded.model.generate(
+                **rest, position_ids=engine.position_ids({**inputs}), max_new_tokens=6, do_sample=False,
+                output_logits=True, return_dict_in_generate=True,
+            )  # fmt: skip
+        assert kept.shape[1] == inputs["input_ids"].shape[1] - crop
+        return output.sequences, torch.stack(output.logits)
+
+    layer_steps: list[int] = []
+    step = lean_decode._layer_step
+
+    def counted(*args: Any) -> torch.Tensor:
+        layer_steps.append(1)
+        return step(*args)
+
+    monkeypatch.setattr(lean_decode, "_layer_step", counted)
+    for crop in (1, 3):
+        lean_tokens, lean_logits = tokens_and_logits(lean, crop)
+        taken = len(layer_steps)
+        reference_tokens, reference_logits = tokens_and_logits(transformers_forward, crop)
+        assert len(layer_steps) == taken  # transformers' path never takes it ...
+        assert taken >= 5 * len(text_model.layers)  # ... and the lean one did, for every generated token
+        layer_steps.clear()
+        assert torch.equal(lean_tokens, reference_tokens)
+        assert torch.allclose(lean_logits, reference_logits, rtol=1e-4, atol=1e-5)
+    text_model.forward = lean

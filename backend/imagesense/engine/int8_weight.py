@@ -1,9 +1,9 @@
 """The ``int8-weight`` profile's layer (W8A16): int8 weights, one scale per output channel.
 
 Decode (a few rows) and prefill (many) take different kernels:
-- decode runs the engine's own kernel where it is built (``native.py``, ``kernels/int8_linear.cpp``:
-  integer products on 14-bit activations, weights packed for one stream per thread), else PyTorch's
-  ``aten._weight_int8pack_mm``;
+- decode runs the engine's own kernel on CPUs without native bfloat16 (``native.py``,
+  ``kernels/int8_linear.cpp``: integer products on 14-bit activations, packed weights), else PyTorch's
+  ``aten._weight_int8pack_mm`` on bfloat16 activations;
 - prefill widens the int8 matrix into a per-thread scratch buffer, runs the float GEMM and applies the
   per-channel scale to the output (cheaper than scaling the weights). Widening into a fresh tensor each
   call cost ~50 ms for a 2048×6144 matrix, nearly all of it the kernel faulting in new pages; into a

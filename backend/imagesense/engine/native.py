@@ -1,7 +1,8 @@
 """The engine's own CPU kernels (``kernels/*.cpp``): compiled once per machine, loaded into torch.
 
-They are an optimisation, never a requirement: where they can't be built (no C++ compiler, not x86 with
-AVX2) the engine runs on PyTorch's kernels and says so in the log. A build takes ~20 s on 2 cores; it is
+They are an optimisation, never a requirement, and are used only where they win (x86 with AVX2 and no
+native bfloat16; see quantize.quantizer): where they can't be built (no C++ compiler) the engine runs on
+PyTorch's kernels and says so in the log. A build takes ~20 s on 2 cores; it is
 cached by a hash of the source, the flags and the torch version, next to the package where that is
 writable (the image and ``.ci/setup`` build it there ahead: ``imagesense build-kernels``), else in the
 user's cache folder.

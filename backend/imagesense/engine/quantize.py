@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from imagesense.engine.bf16_storage import keep_bf16_storage
+from imagesense.engine.cpu import cpu_flags, has_native_bf16
 from imagesense.engine.int8_weight import Int8WeightLinear, WideningScratch, int8_per_channel
 from imagesense.engine.native import load_kernels
 
@@ -102,10 +103,13 @@ QUANTIZED_SCHEMES: tuple[Scheme, ...] = ("int8-weight", "int8-dynamic", "int4-we
 
 def quantizer(scheme: Scheme, native: bool | None = None) -> Callable[[nn.Linear], nn.Module]:
     """What turns a Linear into ``scheme``'s layer; int8-weight layers made by one quantizer share a
-    scratch buffer, and take the engine's own decode kernel when ``native`` (by default: when it is built)."""
+    scratch buffer, and decode on the engine's own kernel when ``native`` (by default: on a CPU without
+    native bfloat16, where it is built — with native bfloat16, PyTorch's kernel was the faster: 149 vs
+    178 ms of LM matmuls a token on 2 cores of an AMX Xeon, measured)."""
     if scheme == "int8-weight":
-        use_native = load_kernels() is None if native is None else native
-        return functools.partial(Int8WeightLinear, scratch=WideningScratch(), native=use_native)
+        if native is None:
+            native = not has_native_bf16(cpu_flags()) and load_kernels() is None
+        return functools.partial(Int8WeightLinear, scratch=WideningScratch(), native=native)
     return {"int8-dynamic": Int8DynamicLinear, "int4-weight": Int4WeightLinear}[scheme]
 
 

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList, StoppingCriteriaList
 
+from imagesense.engine import lean_decode
 from imagesense.engine.constrained import JsonConstraints, JsonLogits
 from imagesense.engine.cpu import cpu_cores
 from imagesense.engine.errors import InvalidGenerationRequest
@@ -71,6 +72,7 @@ class TransformersEngine:
         self.image_token_id: int = self.model.config.image_token_id
         inner = self.model.model
         self._stops = LayerStops([*inner.visual.blocks, *inner.language_model.layers])
+        lean_decode.install(inner.language_model)
         dtype = str(loaded.dtype).removeprefix("torch.")
         precision = dtype if loaded.quantization == "none" else f"{dtype}, {loaded.quantization}"
         capabilities = Capabilities(prefix_reuse=self.prefix_cache.enabled, json_schema=True)
