@@ -55,6 +55,8 @@ def _is_lean_step(inputs_embeds: Any, cache: Any, attention_mask: Any, kwargs: d
         and cache is not None
         and all(isinstance(layer, GrowingLayer) and layer.is_initialized for layer in cache.layers)
         and kwargs.get("deepstack_visual_embeds") is None
+        and not kwargs.get("output_hidden_states")
+        and not kwargs.get("output_attentions")
         and (attention_mask is None or bool(attention_mask.all()))
         and not torch.is_grad_enabled()
     )

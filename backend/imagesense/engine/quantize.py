@@ -2,8 +2,9 @@
 
 Profiles (IMAGESENSE_QUANTIZATION):
 - ``none``: bfloat16 weights.
-- ``int8-weight`` (W8A16): int8 weights, one scale per output channel; activations keep 14 bits or
-  more (see int8_weight.py for its decode and prefill kernels). The default.
+- ``int8-weight`` (W8A16): int8 weights, one scale per output channel; activations stay bfloat16 or
+  float32, or are rounded to 14-bit integers by the engine's decode kernel (see int8_weight.py for
+  its decode and prefill kernels). The default.
 - ``int8-dynamic`` (W8A8): int8 weights per channel and activations quantized per call (FBGEMM).
   The fastest decode, but activations lose precision too: opt-in.
 - ``int4-weight`` (W4A16): 4-bit weights, asymmetric, groups of 128 (``aten._weight_int4pack_mm_for_cpu``).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import logging
 import mmap
 import sys
 import warnings
@@ -31,6 +33,8 @@ from imagesense.engine.bf16_storage import keep_bf16_storage
 from imagesense.engine.cpu import cpu_flags, has_native_bf16
 from imagesense.engine.int8_weight import Int8WeightLinear, WideningScratch, int8_per_channel
 from imagesense.engine.native import load_kernels
+
+log = logging.getLogger(__name__)
 
 Scheme = Literal["none", "int8-weight", "int8-dynamic", "int4-weight"]
 SCHEMES: tuple[Scheme, ...] = ("none", "int8-weight", "int8-dynamic", "int4-weight")
@@ -195,6 +199,9 @@ def quantize_model(model: Any, scheme: Scheme, vision: bool) -> list[str]:
         names.append("lm_head")
         if vision:
             names += quantize_linears(inner.visual, scheme, "model.visual", pages, make)
+    if scheme == "int8-weight":
+        native = isinstance(model.lm_head, Int8WeightLinear) and model.lm_head.native
+        log.info("int8-weight decodes on %s", "the engine's own kernel" if native else "PyTorch's kernel")
     return names
 
 
