@@ -20,10 +20,11 @@ from torch import nn
 
 # Up to this many rows the decode kernel beats widening + GEMM, measured on 2 cores (AVX2) over 2048×2048
 # and 6144×2048 matrices: the engine's kernel up to ~48 rows (a follow-up question's prefill too);
-# PyTorch's in bfloat16 up to ~16 and in float32 (where widening costs most) up to ~128.
+# PyTorch's in bfloat16 up to ~16, and in float32 up to ~128 — measured when widening still made a fresh
+# tensor each call (~50 ms); float32 without the engine's kernel has not been measured again since.
 KERNEL_ROWS = 48
 ATEN_ROWS = {torch.bfloat16: 16, torch.float32: 128}
-_ROW_BLOCK = 4096  # rows converted to float at a time while quantizing
+ROW_BLOCK = 4096  # rows converted to float at a time while quantizing (every scheme)
 _SCRATCH_MAX_ELEMENTS = 64 * 1024 * 1024  # larger matrices (lm_head) widen into a fresh tensor
 
 
@@ -31,11 +32,11 @@ def int8_per_channel(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric int8 per output channel, a block of rows at a time (no float copy of a whole matrix)."""
     qweight = torch.empty(weight.shape, dtype=torch.int8)
     scale = torch.empty(weight.shape[0], dtype=torch.float32)
-    for start in range(0, weight.shape[0], _ROW_BLOCK):
-        rows = weight[start : start + _ROW_BLOCK].float()
+    for start in range(0, weight.shape[0], ROW_BLOCK):
+        rows = weight[start : start + ROW_BLOCK].float()
         block_scale = rows.abs().amax(dim=1).clamp(min=1e-8) / 127
-        qweight[start : start + _ROW_BLOCK] = torch.round(rows / block_scale[:, None]).to(torch.int8)
-        scale[start : start + _ROW_BLOCK] = block_scale
+        qweight[start : start + ROW_BLOCK] = torch.round(rows / block_scale[:, None]).to(torch.int8)
+        scale[start : start + ROW_BLOCK] = block_scale
     return qweight, scale
 
 

@@ -63,8 +63,10 @@ def _is_lean_step(inputs_embeds: Any, cache: Any, attention_mask: Any, kwargs: d
 
 
 def install(text_model: nn.Module) -> None:
-    """Route the text model's single-token steps through ``_layer_step``; everything else as before."""
-    original: Callable[..., Any] = text_model.forward
+    """Route the text model's single-token steps through ``_layer_step``; everything else as before.
+    Installing again (a second engine on the same model) replaces the first: it wraps the class's own
+    ``forward``, never an earlier wrapper."""
+    original: Callable[..., Any] = type(text_model).forward.__get__(text_model)
 
     def forward(
         self: Any,

@@ -113,7 +113,7 @@ def explain_load_failure(source: str, error: BaseException) -> str:
         return (
             f"not enough memory to load {source!r}. Free memory, or lower it: IMAGESENSE_QUANTIZATION="
             "int4-weight needs about 2.7 GB, int8-weight about 3.1 GB, none about 4.7 GB on a CPU with native "
-            "bfloat16; without it (AVX2 only) the rest of the model is float32 and int8-weight peaks near 5.5 GB."
+            "bfloat16; without it (AVX2 only) int8-weight peaks near 3.3 GB."
         )
     if isinstance(error, GatedRepoError) or _status_of(error) in (401, 403):
         return (

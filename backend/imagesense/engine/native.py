@@ -78,7 +78,7 @@ def _writable(folder: Path) -> bool:
 
 
 @functools.cache  # a library is loaded into the process once; so is a failure to build it
-def load_kernels(build_if_missing: bool = True) -> str | None:
+def load_kernels() -> str | None:
     """Loads the kernels into ``torch.ops.imagesense``; returns why not, or None when they are there."""
     reason = unsupported_reason()
     if reason:
@@ -88,8 +88,6 @@ def load_kernels(build_if_missing: bool = True) -> str | None:
         if (folder / filename).is_file():
             torch.ops.load_library(str(folder / filename))
             return None
-    if not build_if_missing:
-        return "the kernels are not built (imagesense build-kernels)"
     writable = next((folder for folder in library_folders() if _writable(folder)), None)
     if writable is None:
         return "no writable folder to build the kernels in"

@@ -31,7 +31,7 @@ from torch import nn
 
 from imagesense.engine.bf16_storage import keep_bf16_storage
 from imagesense.engine.cpu import cpu_flags, has_native_bf16
-from imagesense.engine.int8_weight import Int8WeightLinear, WideningScratch, int8_per_channel
+from imagesense.engine.int8_weight import ROW_BLOCK, Int8WeightLinear, WideningScratch, int8_per_channel
 from imagesense.engine.native import load_kernels
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,6 @@ _LIBC = ctypes.CDLL(None) if sys.platform.startswith("linux") else None
 Scheme = Literal["none", "int8-weight", "int8-dynamic", "int4-weight"]
 SCHEMES: tuple[Scheme, ...] = ("none", "int8-weight", "int8-dynamic", "int4-weight")
 INT4_GROUP = 128
-_ROW_BLOCK = 4096  # rows converted to float at a time while quantizing
 
 
 class Int8DynamicLinear(nn.Module):
@@ -77,8 +76,8 @@ class Int4WeightLinear(nn.Module):
         if in_features % group_size:
             raise ValueError(f"in_features {in_features} is not a multiple of the group size {group_size}")
         packed, scales, zeros = [], [], []
-        for start in range(0, out_features, _ROW_BLOCK):  # a block of rows at a time: no float copy of it all
-            rows = weight[start : start + _ROW_BLOCK].float()
+        for start in range(0, out_features, ROW_BLOCK):  # a block of rows at a time: no float copy of it all
+            rows = weight[start : start + ROW_BLOCK].float()
             groups = rows.reshape(rows.shape[0], in_features // group_size, group_size)
             low, high = groups.amin(dim=-1, keepdim=True), groups.amax(dim=-1, keepdim=True)
             scale = ((high - low) / 15).clamp(min=1e-8)
