@@ -161,6 +161,17 @@ def test_growing_layer_survives_crop_deepcopy_and_replaced_tensors() -> None:
     assert torch.equal(got_values, torch.cat([values, more_values], dim=-2))
 
 
+def _image_request(size: tuple[int, int], color: str, text: str, max_new_tokens: int) -> GenerationRequest:
+    """One image, whole (its own size is the pixel budget), and a question about it."""
+    return GenerationRequest(
+        messages=[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}],
+        images=[Image.new("RGB", size, color)],
+        max_pixels=size[0] * size[1],
+        min_pixels=32 * 32,
+        max_new_tokens=max_new_tokens,
+    )
+
+
 def test_bf16_storage_computes_exactly_what_float32_weights_compute(tiny_checkpoint: Path) -> None:
     """A quantized model on a CPU without native bfloat16 keeps its vision Linears and embeddings in
     bfloat16 and widens them when used: the same numbers as casting them to float32, in half the memory."""
@@ -176,14 +187,7 @@ def test_bf16_storage_computes_exactly_what_float32_weights_compute(tiny_checkpo
     assert any(isinstance(module, WidenedLinear) for module in visual.modules())
     assert loaded.model.model.language_model.embed_tokens.weight.dtype == torch.bfloat16
     engine = TransformersEngine(LoadedModel(loaded.model, loaded.processor, "tiny", torch.float32, "int8-weight"))
-    request = GenerationRequest(
-        messages=[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Hi"}]}],
-        images=[Image.new("RGB", (96, 64), "teal")],
-        max_pixels=96 * 64,
-        min_pixels=32 * 32,
-        max_new_tokens=1,
-    )
-    inputs = engine.prepare(request)
+    inputs = engine.prepare(_image_request((96, 64), "teal", "Hi", max_new_tokens=1))
     positions = engine.position_ids(inputs)
     with torch.inference_mode():
         widened, reference = (model(**inputs, position_ids=positions).logits for model in (loaded.model, cast))
@@ -200,14 +204,7 @@ def test_the_lean_decode_step_computes_what_transformers_computes(
     engine = TransformersEngine(loaded)  # installs the lean step on this model
     text_model = loaded.model.model.language_model
     lean, transformers_forward = text_model.forward, type(text_model).forward.__get__(text_model)
-    request = GenerationRequest(
-        messages=[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe it."}]}],
-        images=[Image.new("RGB", (128, 96), "navy")],
-        max_pixels=128 * 96,
-        min_pixels=32 * 32,
-        max_new_tokens=6,
-    )
-    inputs = engine.prepare(request)
+    inputs = engine.prepare(_image_request((128, 96), "navy", "Describe it.", max_new_tokens=6))
 
     def tokens_and_logits(forward: Any, crop: int) -> tuple[torch.Tensor, torch.Tensor]:
         text_model.forward = forward
