@@ -195,6 +195,42 @@ def test_bf16_storage_computes_exactly_what_float32_weights_compute(tiny_checkpo
     assert torch.allclose(widened, reference, rtol=1e-5, atol=1e-5)
 
 
+def _decode_from_copied_cache(
+    loaded: LoadedModel, engine: TransformersEngine, forward: Any, crop: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokens and logits of 6 greedy tokens with the text model's ``forward``, from a cache that was
+    copied and cropped by ``crop`` tokens (the prefix cache's way), with an image in the prompt."""
+    text_model = loaded.model.model.language_model
+    inputs = engine.prepare(_image_request((128, 96), "navy", "Describe it.", max_new_tokens=6))
+    text_model.forward = forward
+    with torch.inference_mode():
+        cache = growing_cache(loaded.model.config)
+        loaded.model(**inputs, position_ids=engine.position_ids(inputs), cache=cache)
+        cache = copy.deepcopy(cache)
+        cache.crop(-crop)
+        assert cache.get_seq_length() == inputs["input_ids"].shape[1] - crop
+        rest = {key: value for key, value in inputs.items() if key not in ("pixel_values", "image_grid_thw")}
+        output = loaded.model.generate(
+            **rest, cache=cache, position_ids=engine.position_ids(inputs), max_new_tokens=6, do_sample=False,
+            output_logits=True, return_dict_in_generate=True,
+        )  # fmt: skip
+    return output.sequences, torch.stack(output.logits)
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    """Counts the calls of ``lean_decode.<name>`` that returned a result."""
+    calls: list[int] = []
+    function = getattr(lean_decode, name)
+
+    def counted(*args: Any) -> Any:
+        result = function(*args)
+        calls.extend([1] if result is not None else [])
+        return result
+
+    monkeypatch.setattr(lean_decode, name, counted)
+    return calls
+
+
 def test_the_lean_decode_step_computes_what_transformers_computes(
     tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -204,41 +240,33 @@ def test_the_lean_decode_step_computes_what_transformers_computes(
     engine = TransformersEngine(loaded)  # installs the lean step on this model
     text_model = loaded.model.model.language_model
     lean, transformers_forward = text_model.forward, type(text_model).forward.__get__(text_model)
-    inputs = engine.prepare(_image_request((128, 96), "navy", "Describe it.", max_new_tokens=6))
-
-    def tokens_and_logits(forward: Any, crop: int) -> tuple[torch.Tensor, torch.Tensor]:
-        text_model.forward = forward
-        with torch.inference_mode():
-            cache = growing_cache(loaded.model.config)
-            loaded.model(**inputs, position_ids=engine.position_ids(inputs), cache=cache)
-            cache = copy.deepcopy(cache)
-            cache.crop(-crop)
-            kept = inputs["input_ids"][:, : cache.get_seq_length()]
-            rest = {**inputs, "input_ids": inputs["input_ids"], "cache": cache}
-            rest.pop("pixel_values")
-            rest.pop("image_grid_thw")
-            output = loaded.model.generate(
-                **rest, position_ids=engine.position_ids({**inputs}), max_new_tokens=6, do_sample=False,
-                output_logits=True, return_dict_in_generate=True,
-            )  # fmt: skip
-        assert kept.shape[1] == inputs["input_ids"].shape[1] - crop
-        return output.sequences, torch.stack(output.logits)
-
-    layer_steps: list[int] = []
-    step = lean_decode._layer_step
-
-    def counted(*args: Any) -> torch.Tensor:
-        layer_steps.append(1)
-        return step(*args)
-
-    monkeypatch.setattr(lean_decode, "_layer_step", counted)
+    layer_steps = _counting(monkeypatch, "_layer_step")
     for crop in (1, 3):
-        lean_tokens, lean_logits = tokens_and_logits(lean, crop)
+        lean_tokens, lean_logits = _decode_from_copied_cache(loaded, engine, lean, crop)
         taken = len(layer_steps)
-        reference_tokens, reference_logits = tokens_and_logits(transformers_forward, crop)
+        reference_tokens, reference_logits = _decode_from_copied_cache(loaded, engine, transformers_forward, crop)
         assert len(layer_steps) == taken  # transformers' path never takes it ...
         assert taken >= 5 * len(text_model.layers)  # ... and the lean one did, for every generated token
         layer_steps.clear()
         assert torch.equal(lean_tokens, reference_tokens)
         assert torch.allclose(lean_logits, reference_logits, rtol=1e-4, atol=1e-5)
     text_model.forward = lean
+
+
+@needs_kernels
+def test_the_fused_decode_layer_computes_what_the_lean_step_computes(
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """int8-weight on the engine's kernel: one C++ call a layer (norms, rotary, cache write, grouped-query
+    attention, MLP) against the same layer run op by op on the same kernel. Each path rounds its
+    activations to 14 bits on its own float results, so they agree to ~1e-4, not exactly."""
+    loaded = load_model(str(tiny_checkpoint), "float32", quantization="int8-weight")
+    engine = TransformersEngine(loaded)
+    text_model = loaded.model.model.language_model
+    fused_steps = _counting(monkeypatch, "_fused_layer_step")
+    fused_tokens, fused_logits = _decode_from_copied_cache(loaded, engine, text_model.forward, 2)
+    assert len(fused_steps) >= 5 * len(text_model.layers)  # every layer of every generated token
+    monkeypatch.setattr(lean_decode, "_fused_layer_step", lambda *_: None)  # op by op
+    lean_tokens, lean_logits = _decode_from_copied_cache(loaded, engine, text_model.forward, 2)
+    assert torch.equal(fused_tokens, lean_tokens)
+    assert relative_error(fused_logits, lean_logits) < 1e-3

@@ -31,13 +31,26 @@ class GrowingLayer(DynamicLayer):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-        length = self.get_seq_length()
+        key_room, value_room, length = self.room_for(key_states.shape[-2], key_states, value_states)
         end = length + key_states.shape[-2]
-        if not self._holds_cache(length) or end > self._capacity():
-            self._grow(key_states, value_states, length, end)
-        key_room, value_room = self.held()
         key_room[..., length:end, :].copy_(key_states)
         value_room[..., length:end, :].copy_(value_states)
+        return self.filled_to(end)
+
+    def room_for(
+        self, count: int, key_like: torch.Tensor, value_like: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The buffers, with room for ``count`` more tokens after the cached ones, and how many are cached
+        (where the new ones go); ``filled_to`` then marks them cached. ``*_like``: shaped as the cache's."""
+        length = self.get_seq_length()
+        end = length + count
+        if not self._holds_cache(length) or end > self._capacity():
+            self._grow(key_like, value_like, length, end)
+        key_room, value_room = self.held()
+        return key_room, value_room, length
+
+    def filled_to(self, end: int) -> tuple[torch.Tensor, torch.Tensor]:
+        key_room, value_room = self.held()
         self.keys = key_room[..., :end, :]
         self.values = value_room[..., :end, :]
         return self.keys, self.values

@@ -26,13 +26,16 @@ from imagesense.engine.cpu import cpu_flags
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).parent / "kernels" / "int8_linear.cpp"
+KERNELS = Path(__file__).parent / "kernels"
+SOURCES = sorted(KERNELS.glob("*.cpp"))
+HEADERS = sorted(KERNELS.glob("*.h"))
 _FLAGS = ["-O3"]
 
 
 def library_name() -> str:
     digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(_FLAGS).encode(), torch.__version__.encode(), sys.version.encode()):
+    texts = [path.read_bytes() for path in SOURCES + HEADERS]
+    for part in (*texts, " ".join(_FLAGS).encode(), torch.__version__.encode(), sys.version.encode()):
         digest.update(part)
     return f"imagesense_kernels_{digest.hexdigest()[:16]}"
 
@@ -40,7 +43,7 @@ def library_name() -> str:
 def library_folders() -> list[Path]:
     """Where a built library is looked for, in order; the first writable one is where one is built."""
     user_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "imagesense" / "kernels"
-    return [SOURCE.parent / "_build", user_cache]
+    return [KERNELS / "_build", user_cache]
 
 
 def unsupported_reason() -> str | None:
@@ -59,7 +62,11 @@ def build(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="imagesense-kernels-") as work:
         cpp_extension.load(
-            name=name, sources=[str(SOURCE)], extra_cflags=_FLAGS, build_directory=work, is_python_module=False
+            name=name,
+            sources=[str(path) for path in SOURCES],
+            extra_cflags=_FLAGS,
+            build_directory=work,
+            is_python_module=False,
         )
         built = Path(work) / f"{name}.so"
         target = folder / built.name

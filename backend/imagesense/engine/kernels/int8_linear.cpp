@@ -7,19 +7,18 @@
 // integers: `vpmovsxbw` + `vpmaddwd` do 16 multiply-adds in two instructions. Weights are packed in
 // blocks of 4 output channels interleaved every 16 inputs ([N/4][K/16][4][16]), so a block is one
 // sequential stream. Sums are exact in int32 over 16384 inputs (2 · 8191 · 127 per lane and step).
-#include <ATen/ATen.h>
+#include "int8_matvec.h"
+
 #include <ATen/Parallel.h>
 #include <immintrin.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
+namespace imagesense {
 namespace {
 
-constexpr int64_t kBlockRows = 4;   // output channels per packed block
-constexpr int64_t kStep = 16;       // inputs per instruction (16 int16 lanes)
 constexpr int64_t kSlab = 16384;    // inputs summed in int32 before a flush to int64
 constexpr float kActMax = 8191.0f;  // 14-bit activations
 
@@ -58,13 +57,69 @@ AVX2 void block_dot2(const int16_t* x, const int8_t* first, const int8_t* second
   }
 }
 
-float quantize_row(const float* x, int64_t K, int16_t* q) {
-  float peak = 0.0f;
-  for (int64_t k = 0; k < K; ++k) peak = std::max(peak, std::fabs(x[k]));
-  const float step = peak > 0.0f && std::isfinite(peak) ? peak / kActMax : 1.0f;
-  const float inverse = 1.0f / step;
-  for (int64_t k = 0; k < K; ++k) q[k] = static_cast<int16_t>(std::nearbyint(x[k] * inverse));
-  return step;
+// A block of one of several matrices, by its index in all their blocks laid end to end.
+struct BlockRef {
+  const PackedMatrix* matrix;
+  int64_t block;
+};
+
+BlockRef find_block(const std::vector<PackedMatrix>& matrices, int64_t index) {
+  for (const auto& matrix : matrices) {
+    const int64_t blocks = matrix.out_features / kBlockRows;
+    if (index < blocks) return {&matrix, index};
+    index -= blocks;
+  }
+  TORCH_CHECK(false, "block index out of range");
+}
+
+}  // namespace
+
+QuantizedRows::QuantizedRows(const float* x, int64_t rows, int64_t width)
+    : values(rows * width), steps(rows), rows(rows), width(width) {
+  for (int64_t m = 0; m < rows; ++m) {
+    const float* row = x + m * width;
+    float peak = 0.0f;
+    for (int64_t k = 0; k < width; ++k) peak = std::max(peak, std::fabs(row[k]));
+    const float step = peak > 0.0f && std::isfinite(peak) ? peak / kActMax : 1.0f;
+    const float inverse = 1.0f / step;
+    for (int64_t k = 0; k < width; ++k) values[m * width + k] = static_cast<int16_t>(std::nearbyint(row[k] * inverse));
+    steps[m] = step;
+  }
+}
+
+void multiply_many(const QuantizedRows& x, const std::vector<PackedMatrix>& matrices) {
+  const int64_t K = x.width;
+  int64_t total = 0;
+  for (const auto& matrix : matrices) total += matrix.out_features / kBlockRows;
+  auto finish = [&](const BlockRef& ref, int64_t m, const int64_t* sums) {
+    const PackedMatrix& mat = *ref.matrix;
+    for (int64_t r = 0; r < kBlockRows; ++r) {
+      const int64_t n = ref.block * kBlockRows + r;
+      mat.out[m * mat.out_features + n] = static_cast<float>(sums[r]) * x.steps[m] * mat.scale[n];
+    }
+  };
+  // Blocks i1 and i2 for every row; the odd block a thread has left over goes as i1 == i2 (read twice
+  // from cache, written once).
+  auto dot_blocks = [&](int64_t i1, int64_t i2) {
+    const BlockRef one = find_block(matrices, i1), two = find_block(matrices, i2);
+    const int8_t* w1 = one.matrix->packed + one.block * kBlockRows * K;
+    const int8_t* w2 = two.matrix->packed + two.block * kBlockRows * K;
+    for (int64_t m = 0; m < x.rows; ++m) {
+      int64_t s1[kBlockRows] = {0, 0, 0, 0}, s2[kBlockRows] = {0, 0, 0, 0};
+      for (int64_t k0 = 0; k0 < K; k0 += kSlab) {
+        block_dot2(x.values.data() + m * K, w1, w2, k0, std::min(K, k0 + kSlab), s1, s2);
+      }
+      finish(one, m, s1);
+      if (i2 != i1) finish(two, m, s2);
+    }
+  };
+  // Each thread reads the first and second halves of its blocks side by side: two streams keep more
+  // memory reads in flight than one (~15 GB/s instead of ~12.5 on 2 cores, measured).
+  at::parallel_for(0, total, 16, [&](int64_t first, int64_t last) {
+    const int64_t half = (last - first) / 2;
+    for (int64_t i = 0; i < half; ++i) dot_blocks(first + i, first + half + i);
+    if ((last - first) % 2) dot_blocks(last - 1, last - 1);
+  });
 }
 
 void check_packed(const at::Tensor& packed, int64_t K) {
@@ -73,6 +128,8 @@ void check_packed(const at::Tensor& packed, int64_t K) {
               "packed weights must have the shape [N/4, K/16, 4, 16]");
   TORCH_CHECK(packed.size(1) * kStep == K, "the activations' width differs from the weights'");
 }
+
+namespace {
 
 // [N, K] int8 → [N/4, K/16, 4, 16]; N a multiple of 4, K a multiple of 16.
 at::Tensor pack_int8(const at::Tensor& weight) {
@@ -90,46 +147,14 @@ at::Tensor int8_linear(const at::Tensor& x, const at::Tensor& packed, const at::
   TORCH_CHECK(scale.numel() == N, "one scale per output channel");
   const auto xf = x.to(at::kFloat).contiguous();
   const auto sf = scale.to(at::kFloat).contiguous();
-  auto xq = at::empty({M, K}, xf.options().dtype(at::kShort));
-  std::vector<float> steps(M);
-  for (int64_t m = 0; m < M; ++m) {
-    steps[m] = quantize_row(xf.data_ptr<float>() + m * K, K, xq.data_ptr<int16_t>() + m * K);
-  }
   auto out = at::empty({M, N}, xf.options());
-  const int16_t* xp = xq.data_ptr<int16_t>();
-  const int8_t* wp = packed.data_ptr<int8_t>();
-  const float* sp = sf.data_ptr<float>();
-  float* op = out.data_ptr<float>();
-  auto finish = [&](int64_t b, int64_t m, const int64_t* sums) {
-    for (int64_t r = 0; r < kBlockRows; ++r) {
-      const int64_t n = b * kBlockRows + r;
-      op[m * N + n] = static_cast<float>(sums[r]) * steps[m] * sp[n];
-    }
-  };
-  // Blocks b1 and b2 for every row; the odd block a thread has left over goes as b1 == b2 (read twice
-  // from cache, written once).
-  auto dot_blocks = [&](int64_t b1, int64_t b2) {
-    for (int64_t m = 0; m < M; ++m) {
-      int64_t s1[kBlockRows] = {0, 0, 0, 0}, s2[kBlockRows] = {0, 0, 0, 0};
-      for (int64_t k0 = 0; k0 < K; k0 += kSlab) {
-        const int64_t k1 = std::min(K, k0 + kSlab);
-        block_dot2(xp + m * K, wp + b1 * kBlockRows * K, wp + b2 * kBlockRows * K, k0, k1, s1, s2);
-      }
-      finish(b1, m, s1);
-      if (b2 != b1) finish(b2, m, s2);
-    }
-  };
-  // Each thread reads the first and second halves of its blocks side by side: two streams keep more
-  // memory reads in flight than one (~15 GB/s instead of ~12.5 on 2 cores, measured).
-  at::parallel_for(0, N / kBlockRows, 16, [&](int64_t first, int64_t last) {
-    const int64_t half = (last - first) / 2;
-    for (int64_t i = 0; i < half; ++i) dot_blocks(first + i, first + half + i);
-    if ((last - first) % 2) dot_blocks(last - 1, last - 1);
-  });
+  const QuantizedRows rows(xf.data_ptr<float>(), M, K);
+  multiply_many(rows, {PackedMatrix{packed.data_ptr<int8_t>(), sf.data_ptr<float>(), N, out.data_ptr<float>()}});
   return out;
 }
 
 }  // namespace
+}  // namespace imagesense
 
 TORCH_LIBRARY(imagesense, m) {
   m.def("pack_int8(Tensor weight) -> Tensor");
@@ -137,6 +162,6 @@ TORCH_LIBRARY(imagesense, m) {
 }
 
 TORCH_LIBRARY_IMPL(imagesense, CPU, m) {
-  m.impl("pack_int8", pack_int8);
-  m.impl("int8_linear", int8_linear);
+  m.impl("pack_int8", imagesense::pack_int8);
+  m.impl("int8_linear", imagesense::int8_linear);
 }
