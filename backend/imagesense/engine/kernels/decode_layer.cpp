@@ -19,9 +19,7 @@
 namespace imagesense {
 namespace {
 
-#define AVX2 __attribute__((target("avx2,fma")))
-
-AVX2 float dot(const float* a, const float* b, int64_t n) {
+IMAGESENSE_AVX2 float dot(const float* a, const float* b, int64_t n) {
   __m256 sum = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) sum = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), sum);
@@ -34,7 +32,7 @@ AVX2 float dot(const float* a, const float* b, int64_t n) {
 }
 
 // out += weight · x
-AVX2 void add_scaled(float* out, const float* x, float weight, int64_t n) {
+IMAGESENSE_AVX2 void add_scaled(float* out, const float* x, float weight, int64_t n) {
   const __m256 w = _mm256_set1_ps(weight);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {

@@ -22,14 +22,12 @@ namespace {
 constexpr int64_t kSlab = 16384;    // inputs summed in int32 before a flush to int64
 constexpr float kActMax = 8191.0f;  // 14-bit activations
 
-#define AVX2 __attribute__((target("avx2,fma")))
-
-AVX2 inline __m256i multiply_add(const int8_t* weights, __m256i activations) {
+IMAGESENSE_AVX2 inline __m256i multiply_add(const int8_t* weights, __m256i activations) {
   const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(weights));
   return _mm256_madd_epi16(_mm256_cvtepi8_epi16(bytes), activations);
 }
 
-AVX2 inline int32_t horizontal_sum(__m256i v) {
+IMAGESENSE_AVX2 inline int32_t horizontal_sum(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
@@ -37,8 +35,8 @@ AVX2 inline int32_t horizontal_sum(__m256i v) {
 }
 
 // Two blocks at once, far apart in memory: two streams per thread keep more lines in flight.
-AVX2 void block_dot2(const int16_t* x, const int8_t* first, const int8_t* second, int64_t k0, int64_t k1,
-                     int64_t* sums_first, int64_t* sums_second) {
+IMAGESENSE_AVX2 void block_dot2(const int16_t* x, const int8_t* first, const int8_t* second, int64_t k0,
+                                int64_t k1, int64_t* sums_first, int64_t* sums_second) {
   __m256i a[kBlockRows], b[kBlockRows];
   for (int r = 0; r < kBlockRows; ++r) a[r] = b[r] = _mm256_setzero_si256();
   for (int64_t k = k0; k < k1; k += kStep) {

@@ -6,6 +6,9 @@
 #include <cstdint>
 #include <vector>
 
+// Compiled for AVX2 + FMA whatever the build flags; native.py loads the library only on such CPUs.
+#define IMAGESENSE_AVX2 __attribute__((target("avx2,fma")))
+
 namespace imagesense {
 
 constexpr int64_t kBlockRows = 4;  // output channels per packed block
