@@ -34,25 +34,30 @@ IMAGESENSE_AVX2 inline int32_t horizontal_sum(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
-// Two blocks at once, far apart in memory: two streams per thread keep more lines in flight.
-IMAGESENSE_AVX2 void block_dot2(const int16_t* x, const int8_t* first, const int8_t* second, int64_t k0,
-                                int64_t k1, int64_t* sums_first, int64_t* sums_second) {
-  __m256i a[kBlockRows], b[kBlockRows];
-  for (int r = 0; r < kBlockRows; ++r) a[r] = b[r] = _mm256_setzero_si256();
+// Four blocks at once, far apart in memory: four streams per thread, each prefetched ~1 KB ahead (16
+// steps), keep enough lines in flight for the two threads to approach the machine's bandwidth; two streams
+// without prefetch read ~1.2x slower (2B's decode matrices, 2 cores: 15.5-19.0 vs 18.6-23.9 GB/s,
+// round by round).
+constexpr int kStreams = 4;
+constexpr int64_t kPrefetchBytes = 1024;
+
+IMAGESENSE_AVX2 void block_dot(const int16_t* x, const int8_t* const* blocks, int64_t k0, int64_t k1,
+                               int64_t (*sums)[kBlockRows]) {
+  __m256i acc[kStreams][kBlockRows];
+  for (auto& stream : acc)
+    for (auto& lane : stream) lane = _mm256_setzero_si256();
   for (int64_t k = k0; k < k1; k += kStep) {
     const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + k));
-    const int8_t* line_a = first + k * kBlockRows;
-    const int8_t* line_b = second + k * kBlockRows;
 #pragma GCC unroll 4
-    for (int r = 0; r < kBlockRows; ++r) {
-      a[r] = _mm256_add_epi32(a[r], multiply_add(line_a + r * kStep, xv));
-      b[r] = _mm256_add_epi32(b[r], multiply_add(line_b + r * kStep, xv));
+    for (int s = 0; s < kStreams; ++s) {
+      const int8_t* line = blocks[s] + k * kBlockRows;
+      _mm_prefetch(reinterpret_cast<const char*>(line + kPrefetchBytes), _MM_HINT_T0);
+#pragma GCC unroll 4
+      for (int r = 0; r < kBlockRows; ++r) acc[s][r] = _mm256_add_epi32(acc[s][r], multiply_add(line + r * kStep, xv));
     }
   }
-  for (int r = 0; r < kBlockRows; ++r) {
-    sums_first[r] += horizontal_sum(a[r]);
-    sums_second[r] += horizontal_sum(b[r]);
-  }
+  for (int s = 0; s < kStreams; ++s)
+    for (int r = 0; r < kBlockRows; ++r) sums[s][r] += horizontal_sum(acc[s][r]);
 }
 
 // A block of one of several matrices, by its index in all their blocks laid end to end.
@@ -96,27 +101,37 @@ void multiply_many(const QuantizedRows& x, const std::vector<PackedMatrix>& matr
       mat.out[m * mat.out_features + n] = static_cast<float>(sums[r]) * x.steps[m] * mat.scale[n];
     }
   };
-  // Blocks i1 and i2 for every row; the odd block a thread has left over goes as i1 == i2 (read twice
-  // from cache, written once).
-  auto dot_blocks = [&](int64_t i1, int64_t i2) {
-    const BlockRef one = find_block(matrices, i1), two = find_block(matrices, i2);
-    const int8_t* w1 = one.matrix->packed + one.block * kBlockRows * K;
-    const int8_t* w2 = two.matrix->packed + two.block * kBlockRows * K;
+  // Blocks index[0..3] for every row; a thread's left-over blocks go in a group that repeats its last
+  // one (read again from cache, written once).
+  auto dot_blocks = [&](const int64_t* index, int distinct) {
+    BlockRef refs[kStreams];
+    const int8_t* blocks[kStreams];
+    for (int s = 0; s < kStreams; ++s) {
+      refs[s] = find_block(matrices, index[s]);
+      blocks[s] = refs[s].matrix->packed + refs[s].block * kBlockRows * K;
+    }
     for (int64_t m = 0; m < x.rows; ++m) {
-      int64_t s1[kBlockRows] = {0, 0, 0, 0}, s2[kBlockRows] = {0, 0, 0, 0};
+      int64_t sums[kStreams][kBlockRows] = {};
       for (int64_t k0 = 0; k0 < K; k0 += kSlab) {
-        block_dot2(x.values.data() + m * K, w1, w2, k0, std::min(K, k0 + kSlab), s1, s2);
+        block_dot(x.values.data() + m * K, blocks, k0, std::min(K, k0 + kSlab), sums);
       }
-      finish(one, m, s1);
-      if (i2 != i1) finish(two, m, s2);
+      for (int s = 0; s < distinct; ++s) finish(refs[s], m, sums[s]);
     }
   };
-  // Each thread reads the first and second halves of its blocks side by side: two streams keep more
-  // memory reads in flight than one (~15 GB/s instead of ~12.5 on 2 cores, measured).
+  // Each thread reads the four quarters of its blocks side by side.
   at::parallel_for(0, total, 16, [&](int64_t first, int64_t last) {
-    const int64_t half = (last - first) / 2;
-    for (int64_t i = 0; i < half; ++i) dot_blocks(first + i, first + half + i);
-    if ((last - first) % 2) dot_blocks(last - 1, last - 1);
+    const int64_t quarter = (last - first) / kStreams;
+    for (int64_t i = 0; i < quarter; ++i) {
+      int64_t index[kStreams];
+      for (int s = 0; s < kStreams; ++s) index[s] = first + s * quarter + i;
+      dot_blocks(index, kStreams);
+    }
+    const int64_t rest = first + kStreams * quarter;
+    if (rest < last) {
+      int64_t index[kStreams];
+      for (int s = 0; s < kStreams; ++s) index[s] = std::min(rest + s, last - 1);
+      dot_blocks(index, static_cast<int>(last - rest));
+    }
   });
 }
 
