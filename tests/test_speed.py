@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 from torch import nn
 from transformers import DynamicCache
 
+from imagesense.devtools import profile_prefill
 from imagesense.engine import loader
 from imagesense.engine.int8_weight import Int8WeightLinear
 from imagesense.engine.prefix_cache import PrefixCache, common_prefix_length
@@ -199,3 +201,23 @@ def test_int8_weight_computes_in_the_models_own_dtype(dtype: torch.dtype) -> Non
         assert out.dtype == dtype
         error = float((out.float() - reference.float()).norm() / reference.float().norm())
         assert error < (0.01 if dtype == torch.float32 else 0.02)
+
+
+def test_the_flops_of_a_profiled_op_come_from_its_shapes() -> None:
+    assert profile_prefill.op_flops("aten::mm", [[3, 4], [4, 5]]) == 2 * 3 * 4 * 5
+    assert profile_prefill.op_flops("aten::addmm", [[5], [3, 4], [4, 5], [], []]) == 2 * 3 * 4 * 5
+    attention = [[1, 2, 3, 8], [1, 2, 7, 8], [1, 2, 7, 8]]
+    assert profile_prefill.op_flops(profile_prefill.ATTENTION, attention) == 4 * 2 * 3 * 7 * 8
+    assert profile_prefill.op_flops("aten::gelu", [[3, 4]]) == 0.0
+
+
+def test_the_prefill_profile_names_the_phases_and_the_gemm_rate(
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.argv", ["profile_prefill", "200704", "int8-weight", str(tiny_checkpoint)])
+    profile_prefill.main()
+    printed = capsys.readouterr().out
+    assert "(192 visual)" in printed
+    assert "vision encoder alone" in printed
+    assert re.search(r"aten::addmm .* GFLOP/s", printed), printed
+    assert re.search(r"a plain float32 GEMM .*: \d+ GFLOP/s", printed), printed
