@@ -52,8 +52,8 @@ needs_kernels = pytest.mark.skipif(not AVX2_X86, reason="the engine's kernels ar
 )
 def test_int8_linear_matches_float_arithmetic(rows: int, out_features: int, in_features: int) -> None:
     """Against the same int8 weights in double precision: only the 14-bit activations differ. 16400
-    inputs cross the int32 slab (16384); 1, 2, 4, 9, 11 and 257 blocks of 4 channels leave a thread's
-    four streams 1, 2 or 3 left-over blocks (read in a group that repeats the last one)."""
+    inputs cross the int32 slab (16384); 1, 2, 9, 11, 16 and 257 blocks of 4 channels leave a thread's
+    four streams 0, 1, 2 or 3 left-over blocks (read in a group that repeats the last one)."""
     assert load_kernels() is None
     torch.manual_seed(rows + out_features)
     weight = torch.randint(-127, 128, (out_features, in_features), dtype=torch.int8)

@@ -22,17 +22,15 @@ from imagesense.devtools.checkpoint import cached_checkpoint
 from imagesense.engine.cpu import cpu_cores
 
 DESCRIBE_PIXELS = 200704
-GEMMS = ("aten::mm", "aten::addmm")
 ATTENTION = "aten::_scaled_dot_product_flash_attention_for_cpu"
+MATRIX_ARGUMENT = {"aten::mm": 0, "aten::addmm": 1}  # where a product's two matrices start (addmm: after the bias)
 
 
 def op_flops(name: str, shapes: list[list[int]]) -> float:
     """Multiply-adds × 2 of a matrix product or of full (unmasked) attention, from its input shapes."""
-    if name == "aten::mm" and len(shapes) >= 2 and len(shapes[0]) == 2 and len(shapes[1]) == 2:
-        (m, k), (_, n) = shapes[0], shapes[1]
-        return 2.0 * m * k * n
-    if name == "aten::addmm" and len(shapes) >= 3 and len(shapes[1]) == 2 and len(shapes[2]) == 2:
-        (m, k), (_, n) = shapes[1], shapes[2]
+    first = MATRIX_ARGUMENT.get(name)
+    if first is not None and len(shapes) >= first + 2 and len(shapes[first]) == len(shapes[first + 1]) == 2:
+        (m, k), (_, n) = shapes[first], shapes[first + 1]
         return 2.0 * m * k * n
     if name == ATTENTION and len(shapes) >= 2 and len(shapes[0]) == 4 and len(shapes[1]) == 4:
         (batch, heads, queries, dim), keys = shapes[0], shapes[1][2]
