@@ -8,6 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from imagesense.devtools.checkpoint import cached_checkpoint
+from imagesense.engine.native import NativeKernels
+from imagesense.settings import Settings
 from support import service
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,6 +19,13 @@ REPO = Path(__file__).resolve().parents[1]
 def tiny_checkpoint() -> Path:
     """The random-weight tiny Qwen3-VL checkpoint, built once and cached until its builder changes."""
     return cached_checkpoint(Path(os.environ.get("IMAGESENSE_TEST_CACHE", REPO / ".cache")), "tiny")
+
+
+@pytest.fixture(scope="session")
+def native_kernels() -> NativeKernels:
+    """IMAGESENSE_NATIVE_KERNELS as the service reads it (auto unless set): `.ci/test`'s kernels-off leg
+    sets it to off, so the engine tests that load a model directly take the PyTorch path there too."""
+    return Settings().native_kernels
 
 
 @pytest.fixture(scope="module")

@@ -44,6 +44,7 @@ class EngineRuntime(Generic[T]):
         explain: Callable[[BaseException], str],
         enabled: bool = True,
         precision: Callable[[T], str | None] = lambda _engine: None,
+        decode: Callable[[T], str | None] = lambda _engine: None,
         unavailable_reason: Callable[[T], str | None] = lambda _engine: None,
     ) -> None:
         self._label = label
@@ -51,6 +52,7 @@ class EngineRuntime(Generic[T]):
         self._load_engine = load
         self._explain = explain
         self._precision = precision
+        self._decode = decode
         self._unavailable_reason = unavailable_reason
         self._status: ModelStatus = "loading" if enabled else "disabled"
         self._reason: str | None = f"loading {name}" if enabled else f"the {label} is disabled by configuration"
@@ -102,6 +104,7 @@ class EngineRuntime(Generic[T]):
             model=self._name,
             reason=reason,
             dtype=self._precision(self._engine) if self._engine is not None else None,
+            decode=self._decode(self._engine) if self._engine is not None else None,
             load_seconds=self._load_seconds,
         )
 
@@ -117,6 +120,7 @@ def vlm_runtime(settings: Settings, threads: Callable[[], int]) -> EngineRuntime
             revision=settings.model_revision,
             quantization=settings.quantization,
             quantize_vision=settings.quantize_vision,
+            native_kernels=settings.native_kernels,
             prefix_cache_bytes=settings.prefix_cache_mb * 2**20,
             threads=threads,
             warm_up=settings.warmup,
@@ -129,6 +133,7 @@ def vlm_runtime(settings: Settings, threads: Callable[[], int]) -> EngineRuntime
         lambda error: explain_load_failure(settings.model, error),
         enabled=settings.load_model,
         precision=lambda engine: engine.info.precision,
+        decode=lambda engine: engine.info.decode,
         unavailable_reason=lambda engine: engine.unavailable_reason(),
     )
 

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
         "~10% per-layer error).",
     )
     quantize_vision: bool = Field(False, description="Quantize the vision tower's Linears too (same scheme).")
+    native_kernels: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="The engine's own CPU decode kernels for int8-weight: auto (where they win: x86 AVX2 "
+        "without native bfloat16), on (wherever they build, for measuring; the start fails where they can't), "
+        "off (PyTorch's kernels only).",
+    )
     prefix_cache_mb: int = Field(
         512,
         ge=0,

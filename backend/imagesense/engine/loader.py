@@ -15,6 +15,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, Qwen3VLProc
 from transformers.utils.import_utils import is_torchvision_available
 
 from imagesense.engine.cpu import cpu_flags, has_native_bf16
+from imagesense.engine.native import NativeKernels, NativeKernelsUnavailable
 from imagesense.engine.quantize import Scheme, compute_in, quantize_model
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ def load_model(
     revision: str | None = None,
     quantization: Scheme = "none",
     quantize_vision: bool = False,
+    native_kernels: NativeKernels = "auto",
 ) -> LoadedModel:
     """Load exactly as a user with network would: ``from_pretrained`` of a hub id or a folder, straight to
     the target dtype; then quantize layer by layer (see engine/quantize.py)."""
@@ -100,7 +102,7 @@ def load_model(
     load_dtype = torch.bfloat16 if dtype == torch.float32 and quantization != "none" else dtype
     model = AutoModelForImageTextToText.from_pretrained(source, dtype=load_dtype, **hub)
     model.eval()
-    quantize_model(model, quantization, vision=quantize_vision)
+    quantize_model(model, quantization, vision=quantize_vision, native_kernels=native_kernels)
     if load_dtype != dtype:
         compute_in(model, dtype)
     return LoadedModel(model=model, processor=processor, name=source, dtype=dtype, quantization=quantization)
@@ -109,6 +111,8 @@ def load_model(
 def explain_load_failure(source: str, error: BaseException) -> str:
     """A reason a person can act on: what failed and how to fix it, with no raw exception text (which may
     hold paths of the server; the log has it)."""
+    if isinstance(error, NativeKernelsUnavailable):
+        return str(error)  # it names the setting and the fix, and no path
     if isinstance(error, MemoryError) or "can't allocate memory" in str(error) or "out of memory" in str(error):
         return (
             f"not enough memory to load {source!r}. Free memory, or lower it: IMAGESENSE_QUANTIZATION="

@@ -97,6 +97,7 @@ class EngineInfo:
     model: str  # what the engine serves: a hub id, a folder, an upstream model name
     precision: str | None = None  # e.g. "bfloat16, int8-weight"
     capabilities: Capabilities = field(default_factory=Capabilities)
+    decode: str | None = None  # what a decode step runs on, e.g. "lean step, PyTorch's kernels"
 
 
 class VisionLanguageEngine(Protocol):

@@ -30,9 +30,8 @@ import torch
 from torch import nn
 
 from imagesense.engine.bf16_storage import keep_bf16_storage
-from imagesense.engine.cpu import cpu_flags, has_native_bf16
 from imagesense.engine.int8_weight import ROW_BLOCK, Int8WeightLinear, WideningScratch, int8_per_channel
-from imagesense.engine.native import load_kernels
+from imagesense.engine.native import NativeKernels, decode_kernel
 
 log = logging.getLogger(__name__)
 _LIBC = ctypes.CDLL(None) if sys.platform.startswith("linux") else None
@@ -105,14 +104,11 @@ class Int4WeightLinear(nn.Module):
 QUANTIZED_SCHEMES: tuple[Scheme, ...] = ("int8-weight", "int8-dynamic", "int4-weight")
 
 
-def quantizer(scheme: Scheme, native: bool | None = None) -> Callable[[nn.Linear], nn.Module]:
+def quantizer(scheme: Scheme, native_kernels: NativeKernels = "auto") -> Callable[[nn.Linear], nn.Module]:
     """What turns a Linear into ``scheme``'s layer; int8-weight layers made by one quantizer share a
-    scratch buffer, and decode on the engine's own kernel when ``native`` (by default: on a CPU without
-    native bfloat16, where it is built — with native bfloat16, PyTorch's kernel was the faster: 149 vs
-    178 ms of LM matmuls a token on 2 cores of an AMX Xeon, measured)."""
+    scratch buffer, and decode on the kernel ``native.decode_kernel`` picks for ``native_kernels``."""
     if scheme == "int8-weight":
-        if native is None:
-            native = not has_native_bf16(cpu_flags()) and load_kernels() is None
+        native = decode_kernel(native_kernels)
         return functools.partial(Int8WeightLinear, scratch=WideningScratch(), native=native)
     return {"int8-dynamic": Int8DynamicLinear, "int4-weight": Int4WeightLinear}[scheme]
 
@@ -195,14 +191,14 @@ def quantize_linears(
     return done
 
 
-def quantize_model(model: Any, scheme: Scheme, vision: bool) -> list[str]:
+def quantize_model(model: Any, scheme: Scheme, vision: bool, native_kernels: NativeKernels = "auto") -> list[str]:
     """Quantize the language model's Linears and the lm_head (untied from the embeddings, which stay
     bfloat16 for the lookup), and the vision tower's when ``vision`` is set."""
     if scheme == "none":
         return []
     inner = model.model
     pages = FilePages()
-    make = quantizer(scheme)
+    make = quantizer(scheme, native_kernels)
     with torch.no_grad():
         names = quantize_linears(inner.language_model, scheme, "model.language_model", pages, make)
         # Tied to the embeddings: quantized as a copy. Its pages are dropped too: lookups read back the
@@ -214,9 +210,6 @@ def quantize_model(model: Any, scheme: Scheme, vision: bool) -> list[str]:
         names.append("lm_head")
         if vision:
             names += quantize_linears(inner.visual, scheme, "model.visual", pages, make)
-    if scheme == "int8-weight":
-        native = isinstance(model.lm_head, Int8WeightLinear) and model.lm_head.native
-        log.info("int8-weight decodes on %s", "the engine's own kernel" if native else "PyTorch's kernel")
     return names
 
 

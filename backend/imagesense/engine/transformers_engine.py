@@ -6,6 +6,7 @@ share of the moment, and the KV cache of a prompt prefix already computed (see p
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -19,8 +20,10 @@ from imagesense.engine import lean_decode
 from imagesense.engine.constrained import JsonConstraints, JsonLogits
 from imagesense.engine.cpu import cpu_cores
 from imagesense.engine.errors import InvalidGenerationRequest
+from imagesense.engine.int8_weight import Int8WeightLinear
 from imagesense.engine.kv_cache import growing_cache
 from imagesense.engine.loader import LoadedModel, load_model
+from imagesense.engine.native import NativeKernels
 from imagesense.engine.prefix_cache import ImagesKey, PrefixCache
 from imagesense.engine.protocol import (
     Capabilities,
@@ -42,6 +45,16 @@ from imagesense.engine.streaming import (
     StopWhen,
     TextDeltaStreamer,
 )
+
+
+def _decode_kernel(model: torch.nn.Module) -> str:
+    """The matrix kernel a decode step's projections run on (the lm_head's stands for all of them)."""
+    head = getattr(model, "lm_head", None)
+    return "the engine's int8 kernel" if isinstance(head, Int8WeightLinear) and head.native else "PyTorch's kernels"
+
+
+log = logging.getLogger(__name__)
+
 
 # Below this temperature, sampling is greedy decoding (as in vLLM): dividing the logits by a temperature
 # near zero overflows them to inf, and sampling from the resulting NaNs raises.
@@ -72,11 +85,11 @@ class TransformersEngine:
         self.image_token_id: int = self.model.config.image_token_id
         inner = self.model.model
         self._stops = LayerStops([*inner.visual.blocks, *inner.language_model.layers])
-        lean_decode.install(inner.language_model)
+        step = lean_decode.install(inner.language_model)
         dtype = str(loaded.dtype).removeprefix("torch.")
         precision = dtype if loaded.quantization == "none" else f"{dtype}, {loaded.quantization}"
         capabilities = Capabilities(prefix_reuse=self.prefix_cache.enabled, json_schema=True)
-        self._info = EngineInfo(loaded.name, precision, capabilities)
+        self._info = EngineInfo(loaded.name, precision, capabilities, decode=f"{step}, {_decode_kernel(self.model)}")
         self._json: JsonConstraints | None = None
         self._json_lock = threading.Lock()
 
@@ -237,14 +250,16 @@ def open_transformers_engine(
     revision: str | None = None,
     quantization: Scheme = "none",
     quantize_vision: bool = False,
+    native_kernels: NativeKernels = "auto",
     prefix_cache_bytes: int = 0,
     threads: Callable[[], int] | None = None,
     warm_up: bool = True,
 ) -> TransformersEngine:
     """Load the model (every core for loading and quantizing) and return a ready engine."""
     torch.set_num_threads(cpu_cores())
-    loaded = load_model(source, dtype, revision, quantization, quantize_vision)
+    loaded = load_model(source, dtype, revision, quantization, quantize_vision, native_kernels)
     engine = TransformersEngine(loaded, PrefixCache(prefix_cache_bytes), threads)
+    log.info("%s loaded (%s); decode: %s", source, engine.info.precision, engine.info.decode)
     if warm_up:
         engine.warm_up()
     return engine

@@ -18,6 +18,11 @@ class ModelState(ApiModel):
     model: str | None = Field(description="Hub id or folder the service loads (hidden from callers without a key).")
     reason: str | None = Field(None, description="Why it is not ready, and how to fix it (hidden likewise).")
     dtype: str | None = None
+    decode: str | None = Field(
+        None,
+        description='What a decode step runs on, e.g. "one C++ call a layer, the engine\'s int8 kernel" or '
+        '"lean step, PyTorch\'s kernels" (IMAGESENSE_NATIVE_KERNELS).',
+    )
     load_seconds: float | None = None
 
 

@@ -1077,6 +1077,11 @@ export interface components {
             reason: string | null;
             /** Dtype */
             dtype: string | null;
+            /**
+             * Decode
+             * @description What a decode step runs on, e.g. "one C++ call a layer, the engine's int8 kernel" or "lean step, PyTorch's kernels" (IMAGESENSE_NATIVE_KERNELS).
+             */
+            decode: string | null;
             /** Load Seconds */
             load_seconds: number | null;
         };
