@@ -13,10 +13,19 @@ from typing import Any
 from imagesense import __version__
 from imagesense.auth import Client
 from imagesense.engine.protocol import ChatMessage, ImagePart, Role, TextPart
-from imagesense.errors import ApiError, InternalError, NotFound, ValidationFailed, api_error_from, openai_error_body
+from imagesense.errors import (
+    ApiError,
+    ClientGone,
+    InternalError,
+    NotFound,
+    ShuttingDown,
+    ValidationFailed,
+    api_error_from,
+    openai_error_body,
+)
 from imagesense.handles import TaskHandle
 from imagesense.image_urls import ImageUrls
-from imagesense.jobs import JobCancelled, Output, Queued
+from imagesense.jobs import JobCancelled, Output, Progress, Queued
 from imagesense.schemas.openai_compat import (
     MAX_CHAT_TEXT_CHARS,
     AssistantMessage,
@@ -65,25 +74,33 @@ def check_model(requested: str, served: str) -> None:
 
 
 async def chat_spec(request: ChatCompletionRequest, client: Client, urls: ImageUrls) -> TaskSpec:
-    """The task of a chat request: its messages with image placeholders, and the images loaded."""
+    """The task of a chat request: its messages with image placeholders, and the images loaded — after
+    every part is checked and the images are counted, so an over-limit request decodes, fetches and
+    renders nothing."""
+    messages = [(message, _parts(message, f"messages[{n}].content")) for n, message in enumerate(request.messages)]
+    _check_parts(messages)
+    references = sum(isinstance(part, _ImageRef) for _message, found in messages for _place, part, _ in found)
+    if references:
+        urls.check_image_count(references, "messages")
     conversation: list[ChatMessage] = []
     images: list[StoredImage] = []
     details: list[Resolution] = []
-    for index, message in enumerate(request.messages):
+    loaded_references = 0
+    for message, found in messages:
         parts: list[TextPart | ImagePart] = []
-        for place, part, detail in _parts(message, f"messages[{index}].content"):
+        for place, part, detail in found:
             if isinstance(part, str):
                 parts.append({"type": "text", "text": part})
                 continue
-            if message.role != "user":
-                raise ValidationFailed(f"{place}: images go in user messages", field=place)
-            loaded = await urls.load(client.owner, part.url, place)  # a PDF: several pages
+            # A PDF gives as many pages as the limit leaves beside the images still to come.
+            room = urls.max_images - len(images) - (references - loaded_references - 1)
+            loaded = await urls.load(client.owner, part.url, place, max_pages=room)
+            loaded_references += 1
             images += loaded
             details += [detail] * len(loaded)
             parts += [{"type": "image"} for _ in loaded]
         role: Role = "system" if message.role == "developer" else message.role
         conversation.append({"role": role, "content": parts})
-    _check_text_size(conversation)
     return TaskSpec(
         "chat",
         images,
@@ -117,8 +134,13 @@ def _parts(message: ChatMessageIn, place: str) -> list[tuple[str, str | _ImageRe
     return found
 
 
-def _check_text_size(conversation: list[ChatMessage]) -> None:
-    total = sum(len(part["text"]) for message in conversation for part in message["content"] if part["type"] == "text")
+def _check_parts(messages: list[tuple[ChatMessageIn, list[tuple[str, str | _ImageRef, Resolution]]]]) -> None:
+    """Images only in user messages, and the text within its limit: checked before anything is loaded."""
+    for message, found in messages:
+        for place, part, _detail in found:
+            if isinstance(part, _ImageRef) and message.role != "user":
+                raise ValidationFailed(f"{place}: images go in user messages", field=place)
+    total = sum(len(part) for _message, found in messages for _place, part, _ in found if isinstance(part, str))
     if total > MAX_CHAT_TEXT_CHARS:
         raise ValidationFailed(
             f"messages: {total} characters of text; the limit is {MAX_CHAT_TEXT_CHARS}", field="messages"
@@ -180,7 +202,9 @@ async def event_stream(
     handle: TaskHandle[AnyTaskResult], ids: CompletionHead, include_usage: bool
 ) -> AsyncIterator[str]:
     """The SSE body: the role, the text as it comes, the finish reason, the usage if asked, [DONE].
-    A client that leaves ends this generator (the server cancels it), and that cancels the job."""
+    An answer cut short (a shutdown, a timeout, a failure) ends with an error chunk instead, never with a
+    finish reason or [DONE]: SDKs raise it rather than take the cut text as a whole answer. A client
+    that leaves ends this generator (the server cancels it), and that cancels the job."""
     try:
         yield _chunk(ids, [ChunkChoice(delta=Delta(role="assistant", content=""))])
         async for event in handle.events():
@@ -188,9 +212,12 @@ async def event_stream(
                 yield _chunk(ids, [ChunkChoice(delta=Delta(content=event.text))])
             elif isinstance(event, Queued):  # a comment: keeps proxies from closing a quiet connection
                 yield f": queued, position {event.position}\n\n"
+            elif isinstance(event, Progress):
+                yield f": page {event.done} of {event.total}\n\n"
         try:
             result = await handle.result()
-        except JobCancelled:
+        except JobCancelled as cancelled:
+            yield f"data: {json.dumps(_stream_error(_cut_short(cancelled)))}\n\n"
             return
         except Exception as exc:  # noqa: BLE001 - the status is sent: say what went wrong in the stream
             yield f"data: {json.dumps(_stream_error(exc))}\n\n"
@@ -201,6 +228,12 @@ async def event_stream(
         yield "data: [DONE]\n\n"
     finally:
         handle.cancel()  # nothing if it ended; a client gone mid-stream frees the slot
+
+
+def _cut_short(cancelled: JobCancelled) -> ApiError:
+    if cancelled.by_shutdown:
+        return ShuttingDown("the service shut down before the answer was complete; retry")
+    return ClientGone("the request was cancelled before the answer was complete")
 
 
 def _stream_error(exc: Exception) -> dict[str, Any]:

@@ -64,12 +64,22 @@ class ImageUrls:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def load(self, owner: str, url: str, field: str) -> list[StoredImage]:
-        """The image a URL names; a PDF (a data: URL of application/pdf) gives its first pages, as many
-        as a request may carry, rendered at the largest pixel budget (each task's budget fits below)."""
+    @property
+    def max_images(self) -> int:
+        return self._service.settings.max_images_per_request
+
+    def check_image_count(self, count: int, field: str) -> None:
+        """The request's images counted before any is loaded: the one rule every surface applies."""
+        self._service.check_image_count(count, field)
+
+    async def load(self, owner: str, url: str, field: str, max_pages: int | None = None) -> list[StoredImage]:
+        """The image a URL names; a PDF (a data: URL of application/pdf) gives its first pages, at most
+        ``max_pages`` (by default as many as a request may carry), rendered at the largest pixel budget
+        (each task's budget fits below)."""
         if url.startswith("data:application/pdf"):
             document = await self._documents.upload(owner, self.decode_data_url(url, field), None, field=field)
-            return await self._documents.pages_as_images(document, None, self._service.settings.vision_max_pixels)
+            budget = self._service.settings.vision_max_pixels
+            return await self._documents.pages_as_images(document, None, budget, max(1, max_pages or self.max_images))
         return [await self._load_image(owner, url, field)]
 
     async def _load_image(self, owner: str, url: str, field: str) -> StoredImage:

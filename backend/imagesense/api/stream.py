@@ -105,6 +105,7 @@ class StreamSession:
     async def submit(self, message: StreamRequest) -> TaskHandle[AnyTaskResult]:
         owner = self.client.owner
         if message.document_id is None:
+            self.service.check_image_count(len(message.image_ids), "image_ids")  # before any lookup or decode
             images = self.service.resolve(owner, message.image_ids)
         elif message.image_ids:
             raise ValidationFailed("send image_ids or a document_id, not both", field="document_id")
