@@ -11,8 +11,8 @@ const server = vi.hoisted(() => {
   const readiness = {
     ready: true,
     shutting_down: false,
-    vlm: { status: "ready", model: "tiny", reason: null, dtype: "float32", load_seconds: 1 },
-    fast_ocr: { status: "ready", model: "rapidocr", reason: null, dtype: null, load_seconds: 0.3 },
+    vlm: { status: "ready", model: "tiny", reason: null, dtype: "float32", decode: "lean step, PyTorch's kernels", load_seconds: 1 },
+    fast_ocr: { status: "ready", model: "rapidocr", reason: null, dtype: null, decode: null, load_seconds: 0.3 },
   };
   const json = (body: unknown, status = 200) =>
     new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });

@@ -93,8 +93,8 @@ test("errors are explained in words a user can act on", () => {
     readiness: {
       ready: true,
       shutting_down: false,
-      vlm: { status: "failed" as const, model: "Qwen", reason: "run imagesense download", dtype: null, load_seconds: null },
-      fast_ocr: { status: "ready" as const, model: "rapidocr", reason: null, dtype: null, load_seconds: 0.3 },
+      vlm: { status: "failed" as const, model: "Qwen", reason: "run imagesense download", dtype: null, decode: null, load_seconds: null },
+      fast_ocr: { status: "ready" as const, model: "rapidocr", reason: null, dtype: null, decode: null, load_seconds: 0.3 },
       store: { kind: "memory" as const, status: "ready" as const, reason: null },
     },
   };
