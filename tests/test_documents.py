@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -167,3 +169,50 @@ def test_v1_takes_a_pdf_as_a_data_url(docs: TestClient) -> None:
     response = docs.post("/v1/chat/completions", json=chat)
     assert response.status_code == 200, response.text
     assert response.json()["usage"]["prompt_tokens"] > 3 * 100  # three pages of visual tokens
+
+
+def test_ocr_of_a_pdf_with_engine_vlm_runs_the_vlm(docs: TestClient) -> None:
+    body = docs.post("/api/v1/ocr", files=pdf_file(), data={"engine": "vlm", "pages": "1,3", "max_new_tokens": "4"})
+    assert body.status_code == 200, body.text
+    result = body.json()
+    assert result["engine"] == "vlm"
+    assert result["model"] != "pdf_text"
+    assert len(result["images"]) == 2  # the selected pages, rendered for the model
+    assert result["usage"]["image_tokens"] > 0
+
+
+def test_a_scanned_pdf_under_auto_goes_to_the_vlm_when_the_fast_engine_is_off(tiny_checkpoint: Path) -> None:
+    with service(tiny_checkpoint, repetition_guard=False, fast_ocr=False) as client:
+        response = client.post("/api/v1/ocr", files=pdf_file(), data={"pages": "2", "max_new_tokens": "4"})
+        assert response.status_code == 200, response.text  # it was a 503 although the VLM was ready
+        assert response.json()["engine"] == "vlm"
+
+
+def _occupy(client: TestClient, pool_name: str, seconds: float | None) -> threading.Event:
+    """A job that holds ``pool_name``'s only slot for ``seconds`` (None: until the event is set)."""
+    release = threading.Event()
+
+    def work(context: Any) -> None:
+        release.wait(seconds)
+
+    async def submit() -> None:
+        getattr(client.app.state.service.engines, pool_name).submit(work, time.monotonic() + 60)  # type: ignore[attr-defined]
+
+    client.portal.call(submit)  # type: ignore[union-attr]  # pools take work on the event loop
+    return release
+
+
+def test_an_extract_ends_within_one_job_timeout_with_both_pools_busy(tiny_checkpoint: Path) -> None:
+    """The OCR step (page 1's text layer, read at once) waits most of the timeout for its pool, then the
+    VLM pool is full: the whole request still fails within one IMAGESENSE_JOB_TIMEOUT_S of arrival (its
+    VLM job used to get a fresh one: 504 after ~1.6×)."""
+    timeout = 3.0
+    with service(tiny_checkpoint, repetition_guard=False, job_timeout_s=timeout, max_concurrency=1) as client:
+        vlm_busy = _occupy(client, "vlm_pool", None)
+        _occupy(client, "ocr_pool", 0.6 * timeout)
+        began = time.monotonic()
+        response = client.post("/api/v1/extract", files=pdf_file(), data={"preset": "invoice", "pages": "1"})
+        took = time.monotonic() - began
+        vlm_busy.set()
+    assert response.status_code == 504, response.text
+    assert took < timeout + 1.0, took

@@ -47,14 +47,16 @@ class Extraction:
 
     async def run(self, request: ExtractRequest, is_disconnected: Disconnected) -> ExtractResult:
         schema = chosen_schema(request.schema, request.preset)
+        deadline = self.service.deadline_from_now()  # renders, PDFium waits, the OCR job and the VLM job share it
         pages = self._pages(request)
-        images = await self._images(request, pages)
+        images = await self._images(request, pages, deadline)
         began = time.perf_counter()
-        text = await self._text(request, images, pages, is_disconnected) if request.use_text else None
+        text = await self._text(request, images, pages, deadline, is_disconnected) if request.use_text else None
         ocr_ms = (time.perf_counter() - began) * 1000
         spec = TaskSpec(
-            "extract", images, request.options, client=request.client, json_schema=schema, document_text=text
-        )
+            "extract", images, request.options, client=request.client, json_schema=schema, document_text=text,
+            deadline=deadline,
+        )  # fmt: skip
         result = await self.service.complete(spec, is_disconnected)
         return ExtractResult(
             data=result.data,
@@ -76,22 +78,22 @@ class Extraction:
             return []
         return self.documents.pages_for_images(request.source, request.pages)
 
-    async def _images(self, request: ExtractRequest, pages: list[int]) -> list[StoredImage]:
+    async def _images(self, request: ExtractRequest, pages: list[int], deadline: float) -> list[StoredImage]:
         if isinstance(request.source, StoredImage):
             return [request.source]
         budget = budgets.pixel_budget("extract", request.options, self.service.settings)
-        return await self.documents.page_images(request.source, pages, budget)
+        return await self.documents.page_images(request.source, pages, budget, deadline)
 
     async def _text(
-        self, request: ExtractRequest, images: list[StoredImage], pages: list[int], gone: Disconnected
+        self, request: ExtractRequest, images: list[StoredImage], pages: list[int], deadline: float, gone: Disconnected
     ) -> str | None:
         """The pages' text for the prompt; None when there is none to be had (no fast engine for a scan)."""
         try:
             if isinstance(request.source, StoredDocument):
-                job = self.documents.submit_ocr(request.source, pages, request.client)
+                job = self.documents.submit_ocr(request.source, pages, request.client, deadline)
                 read = await self.service.follow(job, gone)
             else:
-                ocr = TaskSpec("ocr", images, TaskOptions(engine="fast"), client=request.client)
+                ocr = TaskSpec("ocr", images, TaskOptions(engine="fast"), client=request.client, deadline=deadline)
                 read = await self.service.complete(ocr, gone)
         except ModelUnavailable as unavailable:
             log.info("extract without the page's text: %s", unavailable.message)

@@ -49,6 +49,10 @@ class TaskSpec:
     stop: tuple[str, ...] = ()
     document_text: str | None = None  # extract: the pages' text (text layer or fast OCR), beside the images
     fields: Mapping[str, str] = field(default_factory=dict)  # how the caller's API names a field, if not as ours
+    # When the whole request must be over (time.monotonic()), for a task that is one step of a longer flow
+    # (an extract's OCR then its VLM job): every step shares the one deadline from arrival. None: the pool's
+    # timeout from submission.
+    deadline: float | None = None
 
 
 @dataclass
@@ -121,7 +125,7 @@ class TaskService:
         task_budgets = self._budgets(spec)
         engine = self._ocr_engine(spec) if spec.task == "ocr" else "vlm"
         if engine == "vlm":
-            return self._submit_vlm(spec, task_budgets)
+            return self._submit_vlm(spec, task_budgets, deadline=spec.deadline)
         fast_job = self._submit_fast_ocr(spec)
         if engine == "fast":
             return fast_job
@@ -158,7 +162,7 @@ class TaskService:
     def _ocr_engine(self, spec: TaskSpec) -> OcrEngineChoice:
         """auto runs the fast engine first; when only one engine is up, or for several images (which
         only the VLM reads in one request), auto means the VLM."""
-        requested = spec.options.engine or self.settings.ocr_engine
+        requested = self.requested_ocr_engine(spec.options)
         fast, vlm = self.engines.fast_ocr, self.engines.vlm
         if len(spec.images) > 1 and requested == "fast":
             raise ValidationFailed("the fast OCR engine reads one image per request", field="image_ids")
@@ -171,6 +175,23 @@ class TaskService:
             raise ModelUnavailable(f"no OCR engine is ready: {reasons}")
         return requested
 
+    def requested_ocr_engine(self, options: TaskOptions) -> OcrEngineChoice:
+        return options.engine or self.settings.ocr_engine
+
+    def document_ocr_engine(self, options: TaskOptions, scanned_pages: bool) -> OcrEngineChoice:
+        """Which engine reads a PDF's pages: the VLM when asked, or for scans under auto when the fast
+        engine is down and the VLM is up; else text layers plus the fast engine for scans."""
+        requested = self.requested_ocr_engine(options)
+        if requested == "vlm":
+            return "vlm"
+        if requested == "auto" and scanned_pages and not self.engines.fast_ocr.ready and self.engines.vlm.ready:
+            return "vlm"
+        return "fast"
+
+    def deadline_from_now(self) -> float:
+        """The deadline of a request arriving now: every step of its flow shares it."""
+        return time.monotonic() + self.settings.job_timeout_s
+
     def _submit_fast_ocr(self, spec: TaskSpec) -> Job[AnyTaskResult]:
         engine = self.engines.fast_ocr.get()
         [image] = spec.images  # _ocr_engine sends several images to the VLM
@@ -180,7 +201,7 @@ class TaskService:
             context.emit(result.text)  # the whole text at once: a streaming client assembles the same
             return result
 
-        return self.engines.ocr_pool.submit(work, client=spec.client)
+        return self.engines.ocr_pool.submit(work, spec.deadline, client=spec.client)
 
     def _submit_vlm(
         self, spec: TaskSpec, task_budgets: budgets.Budgets, deadline: float | None = None

@@ -13,7 +13,6 @@ from imagesense.api.deps import (
     ServiceDep,
 )
 from imagesense.api.forms import ocr_options
-from imagesense.documents.pages import select_pages
 from imagesense.documents.store import StoredDocument
 from imagesense.schemas.tasks import OcrResult, TaskOptions
 from imagesense.service import TaskSpec
@@ -34,8 +33,8 @@ async def ocr(
     """The text of one image (the fast engine with line boxes, or the VLM: see `engine`), or of a PDF's
     pages: text-layer pages read exactly, scanned ones by the fast engine, one result per page."""
     if isinstance(source, StoredDocument):
-        job = documents.submit_ocr(source, select_pages(pages, len(source.pages)), client.owner)
-        result = await service.follow(job, request.is_disconnected)
+        handle = await documents.ocr(source, pages, options, client.owner)
+        result = await service.follow(handle, request.is_disconnected)
     else:
         result = await service.complete(
             TaskSpec("ocr", [source], options, client=client.owner), request.is_disconnected

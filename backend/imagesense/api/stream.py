@@ -17,7 +17,6 @@ from pydantic import BaseModel, ValidationError
 from imagesense import budgets
 from imagesense.api.deps import address_of, get_documents, get_keys, get_service
 from imagesense.auth import SUBPROTOCOL, Client, bearer_token, subprotocol_token
-from imagesense.documents.pages import select_pages
 from imagesense.documents.service import DocumentService
 from imagesense.errors import ApiError, ValidationFailed, api_error_from, error_response, validation_error_from
 from imagesense.handles import TaskHandle
@@ -112,7 +111,7 @@ class StreamSession:
         else:
             document = self.documents.resolve(owner, message.document_id)
             if message.task == "ocr":
-                return self.documents.submit_ocr(document, select_pages(message.pages, len(document.pages)), owner)
+                return await self.documents.ocr(document, message.pages, message.options, owner)
             budget = budgets.pixel_budget(message.task, message.options, self.service.settings)
             images = await self.documents.pages_as_images(document, message.pages, budget)
         spec = TaskSpec(

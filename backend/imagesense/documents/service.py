@@ -10,16 +10,18 @@ from collections.abc import Sequence
 
 from PIL import Image
 
+from imagesense import budgets
 from imagesense.documents.pages import select_pages
 from imagesense.documents.pdf import Pdfium, is_pdf, page_size
 from imagesense.documents.store import DocumentStore, StoredDocument
 from imagesense.engine.protocol import OcrEngine
 from imagesense.errors import PayloadTooLarge, ValidationFailed
+from imagesense.handles import TaskHandle
 from imagesense.images import DecodedImage
 from imagesense.jobs import Job, JobCancelled, JobContext
 from imagesense.ocr.results import lay_out
-from imagesense.schemas.tasks import OcrResult, PageOcr, Timings, Usage
-from imagesense.service import TaskService
+from imagesense.schemas.tasks import AnyTaskResult, OcrResult, PageOcr, TaskOptions, Timings, Usage
+from imagesense.service import TaskService, TaskSpec
 from imagesense.store import StoredImage, content_id
 
 PAGE_BREAK = "\n\n"
@@ -34,8 +36,30 @@ class DocumentService:
 
     @property
     def wait_s(self) -> float:
-        """How long a PDF call may wait for PDFium: a request's whole time."""
+        """How long a PDF call outside any task may wait for PDFium (an upload): a request's whole time."""
         return self.service.settings.job_timeout_s
+
+    @staticmethod
+    def wait_until(deadline: float) -> float:
+        """How long a PDF call may wait for PDFium within a request due by ``deadline``."""
+        return max(0.0, deadline - time.monotonic())
+
+    async def ocr(
+        self, document: StoredDocument, selection: str | None, options: TaskOptions, client: str
+    ) -> TaskHandle[AnyTaskResult]:
+        """OCR of a document's pages by the engine ``options.engine`` picks (``document_ocr_engine``):
+        the VLM reads the pages rendered at the OCR budget (as many as a request may carry); otherwise
+        text layers are read exactly and scans by the fast engine, page by page. One deadline from now
+        covers the renders, the PDFium waits and the job."""
+        deadline = self.service.deadline_from_now()
+        numbers = select_pages(selection, len(document.pages))
+        scanned = any(not document.pages[number - 1].has_text for number in numbers)
+        if self.service.document_ocr_engine(options, scanned) != "vlm":
+            return self.submit_ocr(document, numbers, client, deadline)
+        budget = budgets.pixel_budget("ocr", options, self.service.settings)
+        images = await self.pages_as_images(document, selection, budget, deadline=deadline)
+        vlm_options = options.model_copy(update={"engine": "vlm"})
+        return self.service.submit(TaskSpec("ocr", images, vlm_options, client=client, deadline=deadline))
 
     async def upload(self, owner: str, data: bytes, password: str | None, field: str = "file") -> StoredDocument:
         limit = self.service.settings.max_upload_bytes
@@ -57,31 +81,45 @@ class DocumentService:
         return numbers[:limit]
 
     async def pages_as_images(
-        self, document: StoredDocument, selection: str | None, max_pixels: int, limit: int | None = None
+        self,
+        document: StoredDocument,
+        selection: str | None,
+        max_pixels: int,
+        limit: int | None = None,
+        deadline: float | None = None,
     ) -> list[StoredImage]:
         """The pages a task reads as images (``pages_for_images``), rendered to ``max_pixels``."""
-        return await self.page_images(document, self.pages_for_images(document, selection, limit), max_pixels)
+        numbers = self.pages_for_images(document, selection, limit)
+        return await self.page_images(document, numbers, max_pixels, deadline)
 
-    async def page_images(self, document: StoredDocument, numbers: list[int], max_pixels: int) -> list[StoredImage]:
-        """Pages rendered to ``max_pixels``, as images in the image store (a page at a budget renders once)."""
+    async def page_images(
+        self, document: StoredDocument, numbers: list[int], max_pixels: int, deadline: float | None = None
+    ) -> list[StoredImage]:
+        """Pages rendered to ``max_pixels``, as images in the image store (a page at a budget renders once);
+        PDFium waits count against ``deadline`` (by default: a request's time from now)."""
+        deadline = deadline or self.service.deadline_from_now()
         images = []
         for number in numbers:
             image_id = f"{document.document_id}-p{number}-{max_pixels}"
             if (known := self.service.store.peek(document.owner, image_id)) is None:
-                rendered = await asyncio.to_thread(self.render, document, number, max_pixels)
+                rendered = await asyncio.to_thread(self.render, document, number, max_pixels, self.wait_until(deadline))
                 known = self.service.store.put(document.owner, image_id, DecodedImage(rendered, "pdf", 0))
             images.append(known)
         return images
 
-    def render(self, document: StoredDocument, number: int, max_pixels: int) -> Image.Image:
-        return self.pdfium.render(document.data, document.password, number, max_pixels, "file", self.wait_s)
+    def render(self, document: StoredDocument, number: int, max_pixels: int, wait_s: float) -> Image.Image:
+        return self.pdfium.render(document.data, document.password, number, max_pixels, "file", wait_s)
 
-    def submit_ocr(self, document: StoredDocument, numbers: list[int], client: str) -> Job[OcrResult]:
-        """OCR of a document's pages, one by one on the fast OCR pool; text-layer pages need no OCR engine."""
+    def submit_ocr(
+        self, document: StoredDocument, numbers: list[int], client: str, deadline: float | None = None
+    ) -> Job[OcrResult]:
+        """OCR of a document's pages, one by one on the fast OCR pool; text-layer pages need no OCR engine.
+        The job, and every PDFium wait inside it, ends by ``deadline`` (by default a request's time from now)."""
+        deadline = deadline or self.service.deadline_from_now()
         scanned = [number for number in numbers if not document.pages[number - 1].has_text]
         engine = self.service.engines.fast_ocr.get() if scanned else None  # 503 now if scanned pages need it
         budget = self.service.settings.vision_max_pixels  # the largest render: the fast engine reads fine print
-        reader = _PageReader(self, document, budget, engine)
+        reader = _PageReader(self, document, budget, engine, deadline)
 
         def work(context: JobContext) -> OcrResult:
             pages: list[PageOcr] = []
@@ -93,7 +131,7 @@ class DocumentService:
                 context.progress(done + 1, len(numbers))
             return _document_result(document, pages, engine.name if engine else TEXT_LAYER, context)
 
-        job = self.service.engines.ocr_pool.submit(work, client=client)
+        job = self.service.engines.ocr_pool.submit(work, deadline, client=client)
         self.service.outcomes.watch("ocr", job)
         return job
 
@@ -108,24 +146,35 @@ class DocumentService:
 
 
 class _PageReader:
-    def __init__(self, documents: DocumentService, document: StoredDocument, budget: int, engine: OcrEngine | None):
+    def __init__(
+        self,
+        documents: DocumentService,
+        document: StoredDocument,
+        budget: int,
+        engine: OcrEngine | None,
+        deadline: float,
+    ) -> None:
         self._documents = documents
         self._document = document
         self._budget = budget
         self._engine = engine
+        self._deadline = deadline
 
     def read(self, number: int) -> PageOcr:
         began = time.perf_counter()
         info = self._document.pages[number - 1]
         width, height = page_size(info.width_pt, info.height_pt, self._budget)
         if info.has_text:
+            wait_s = self._documents.wait_until(self._deadline)
             page = self._documents.pdfium.text(
-                self._document.data, self._document.password, number, self._budget, "file", self._documents.wait_s
+                self._document.data, self._document.password, number, self._budget, "file", wait_s
             )
             lines, rotation = list(page.lines), 0
         else:
             assert self._engine is not None
-            image = self._documents.render(self._document, number, self._budget)
+            image = self._documents.render(
+                self._document, number, self._budget, self._documents.wait_until(self._deadline)
+            )
             width, height = image.size
             reading = self._engine.read(image)
             lines, rotation = list(reading.lines), reading.rotation
