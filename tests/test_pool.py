@@ -249,3 +249,27 @@ async def test_the_queue_serves_clients_in_turn_and_bounds_each_clients_share() 
     await asyncio.gather(*(job.result() for job in [*burst, late]))
     assert order == ["a0", "a1", "b0", "a2", "a3"]
     await asyncio.to_thread(fair.shutdown)
+
+
+async def test_work_that_returned_in_time_is_never_a_timeout_after_the_fact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker is slow to settle (here: to free its slot) and the deadline's timer fires meanwhile:
+    the work returned before the deadline, so its result stands."""
+    worker_pool = WorkerPool(max_concurrency=1, queue_size=1, timeout_s=30)
+    release = worker_pool._release_slot
+
+    def slow_release(job: Job[object]) -> None:
+        time.sleep(0.4)
+        release(job)
+
+    monkeypatch.setattr(worker_pool, "_release_slot", slow_release)
+    deadline = time.monotonic() + 0.3
+
+    def work(context: JobContext) -> str:
+        time.sleep(max(0.0, deadline - 0.15 - time.monotonic()))
+        return "done in time"
+
+    try:
+        assert await worker_pool.submit(work, deadline).result() == "done in time"
+        assert worker_pool.stats().timed_out == 0
+    finally:
+        worker_pool.shutdown()

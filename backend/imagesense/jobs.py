@@ -108,6 +108,7 @@ class Job(Generic[T]):
         self.cancel_requested = threading.Event()
         self.stopped_by_shutdown = False
         self.started_at: float | None = None
+        self.returned_at: float | None = None  # when the work returned (a worker thread writes it)
         self.timed_out = False
         self._loop = asyncio.get_running_loop()
         self._future: asyncio.Future[T] = self._loop.create_future()

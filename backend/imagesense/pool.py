@@ -117,7 +117,10 @@ class WorkerPool:
 
     def _expire(self, job: Job[object]) -> None:
         """The deadline passed (on the event loop): a waiting job leaves the queue, a running one is told
-        to stop and its client answered now, without waiting for the work to notice."""
+        to stop and its client answered now, without waiting for the work to notice. Work that returned
+        in time is left for its worker to settle, however late this timer fires."""
+        if job.returned_at is not None and job.returned_at <= job.deadline:
+            return
         job.timed_out = True
         job.cancel_requested.set()
         self._drop_waiting(job, "timed_out")
@@ -160,14 +163,17 @@ class WorkerPool:
             job.publish(Started(queue_ms=(job.started_at - job.created) * 1000))
             try:
                 result = job.work(JobContext(job))
+                job.returned_at = time.monotonic()
             except BaseException as exc:  # every failure is the job's, never the worker's
                 # Past the deadline or cancelled, it broke off because it was stopped: should_stop() turns
                 # true at the deadline itself, possibly before the event loop's timer has marked the job.
                 if not job.cancel_requested.is_set() and time.monotonic() <= job.deadline:
                     log.debug("job %d failed", job.id, exc_info=exc)  # the task's log line reports it
                     return "failed", None, exc
-        # A job stopped early ends as a timeout or a cancellation, whatever its work returned.
-        if job.timed_out or time.monotonic() > job.deadline:
+        # A job stopped early ends as a timeout or a cancellation, whatever its work returned; one whose
+        # work returned by the deadline is never a timeout after the fact.
+        in_time = job.returned_at is not None and job.returned_at <= job.deadline
+        if not in_time and (job.timed_out or time.monotonic() > job.deadline):
             return "timed_out", None, job.timeout_error()
         if job.cancel_requested.is_set():
             return "cancelled", None, JobCancelled(by_shutdown=job.stopped_by_shutdown)
