@@ -112,6 +112,8 @@ def test_bad_requests_get_an_error_event_and_the_socket_stays_open(
 def test_cancel_while_running_frees_the_slot(single: TestClient) -> None:
     image_id = upload(single)
     before = stats(single)["cancelled"]
+    costs = single.app.state.service.costs  # type: ignore[attr-defined]
+    learnt = costs.observations
     with single.websocket_connect("/api/v1/stream") as ws:
         ws.send_text(run_request([image_id], "describe", max_new_tokens=LONG))
         receive_until(ws, {"token"})
@@ -122,8 +124,10 @@ def test_cancel_while_running_frees_the_slot(single: TestClient) -> None:
         assert tokens < LONG - 100
     assert wait_until(lambda: stats(single)["active"] == 0)
     assert stats(single)["cancelled"] == before + 1
+    assert costs.observations == learnt  # a cut generation would make decoding look cheap: not learnt from
     # The freed slot serves the next request at once.
     assert single.post("/api/v1/describe", data={"image_id": image_id, "max_new_tokens": 2}).status_code == 200
+    assert costs.observations == learnt + 1
 
 
 def test_cancel_while_queued_and_queue_full_429(single: TestClient) -> None:

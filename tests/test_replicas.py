@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import io
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from imagesense.devtools.loopback import RedisServer
 from imagesense.devtools.sample_pdf import MIXED, build_pdf
 from imagesense.devtools.samples import sample
+from imagesense.shared_store import TOTAL, RedisBlobs
 from support import image_bytes, service, upload
 
 
@@ -105,3 +108,18 @@ def receipt() -> bytes:
     buffer = io.BytesIO()
     sample("receipt").image.save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def test_a_read_keeps_a_shared_blob_alive_and_counted(redis_server: RedisServer) -> None:
+    """A blob read after its upload lives a TTL from the read, and its bytes stay in the byte count that
+    eviction keeps under the budget (its age renewed with its TTL)."""
+    url = redis_server.url.removesuffix("/0") + "/1"  # a database of its own: the replicas' keys stay out
+    blobs = RedisBlobs(url, ttl_s=2, max_bytes=10_000)
+    redis.Redis.from_url(url).flushdb()
+    blobs.put("kept", b"k" * 100)
+    time.sleep(1.2)
+    assert blobs.get("kept") == b"k" * 100  # renews it ...
+    time.sleep(1.2)  # ... past its first TTL
+    blobs.put("new", b"n" * 300)  # an eviction pass
+    assert blobs.exists("kept")
+    assert int(redis.Redis.from_url(url).get(TOTAL) or 0) == 400  # both still counted

@@ -12,6 +12,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from imagesense.schemas.tasks import Estimate, ImageUsage, TaskName
+
 # Seconds, from `imagesense bench` (see the README): prefill = a·v + b·v² + c·text; decode per token = d + e·ctx.
 PREFILL_PER_VISUAL_TOKEN = 0.0140
 PREFILL_PER_VISUAL_TOKEN_SQUARED = 5.7e-6
@@ -64,6 +66,24 @@ class CostModel:
         )
         return ExpectedTime(round(prefill, 2), round(decode, 2), basis)
 
+    def task_estimate(
+        self, task: TaskName, images: list[ImageUsage], prose_chars: int, new_tokens: int, queued: int
+    ) -> Estimate:
+        """A VLM task's estimate: its images' visual tokens, ~3 characters a text token beside the prompt's
+        own ~24, and up to ``new_tokens`` generated."""
+        visual = sum(image.visual_tokens for image in images)
+        expected = self.estimate(visual, 24 + prose_chars // 3, new_tokens)
+        return Estimate(
+            task=task, engine="vlm", images=images, image_tokens=visual, max_new_tokens=new_tokens,
+            prefill_s=expected.prefill_s, decode_s=expected.decode_s, total_s=round(expected.total_s, 2),
+            queued_ahead=queued, basis=expected.basis,
+        )  # fmt: skip
+
+    @property
+    def observations(self) -> int:
+        """How many generations the correction has learnt from."""
+        return self._observations
+
     def observe(self, visual_tokens: int, text_tokens: int, new_tokens: int, prefill_s: float, decode_s: float) -> None:
         """Fold one measured generation into the running correction factors."""
         predicted_prefill = self._prefill(visual_tokens, text_tokens)
@@ -76,3 +96,10 @@ class CostModel:
                 ratio = decode_s / predicted_decode
                 self._decode_factor += _SMOOTHING * (ratio - self._decode_factor)
             self._observations += 1
+
+
+def fast_ocr_estimate(task: TaskName, images: list[ImageUsage], queued: int) -> Estimate:
+    return Estimate(
+        task=task, engine="fast", images=images, image_tokens=0, max_new_tokens=0, prefill_s=FAST_OCR_SECONDS,
+        decode_s=0.0, total_s=FAST_OCR_SECONDS, queued_ahead=queued, basis="fast OCR: ~0.5 s a page",
+    )  # fmt: skip

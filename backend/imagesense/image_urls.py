@@ -86,7 +86,7 @@ class ImageUrls:
         if url.startswith("data:"):
             return await self._service.upload(owner, self.decode_data_url(url, field), field=field)
         if url.startswith(UPLOADED_SCHEME):
-            return self._service.store.get(owner, url.removeprefix(UPLOADED_SCHEME), field=field)
+            return await self._service.store.fetch(owner, url.removeprefix(UPLOADED_SCHEME), field=field)
         if urlsplit(url).scheme.lower() in ("http", "https"):
             return await self._service.upload(owner, await self.fetch(url, field), field=field)
         raise ValidationFailed(

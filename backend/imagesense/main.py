@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import partial
 
@@ -29,11 +30,12 @@ from imagesense.middleware import BodyLimit, BrowserGuard, HttpMetrics, RequestI
 from imagesense.pool import WorkerPool
 from imagesense.service import Engines, TaskService
 from imagesense.settings import Settings
-from imagesense.shared_store import RedisBlobs, SharedBlobs
+from imagesense.shared_store import BlockingCalls, RedisBlobs, SharedBlobs
 from imagesense.spa import mount_spa
 from imagesense.store import ImageStore
 
 FORM_SLACK_BYTES = 1024 * 1024  # multipart framing, the question, the history
+STORE_THREADS = 2  # shared-store calls at once (each may decode an image: memory several times its file)
 
 
 def shared_blobs(settings: Settings) -> SharedBlobs | None:
@@ -70,9 +72,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ),
         )
         shared = shared_blobs(settings)
-        store = ImageStore(settings.store_max_images, settings.store_max_bytes, shared, upload_decoder(settings))
+        # The shared store's I/O and the decodes of other replicas' uploads: bounded, off the event loop.
+        store_io = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="imagesense-store") if shared else None
+        blocking = BlockingCalls(store_io)
+        store = ImageStore(
+            settings.store_max_images, settings.store_max_bytes, shared, upload_decoder(settings), blocking
+        )
         app.state.service = service = TaskService(settings, store, engines, app.state.metrics)
-        document_store = DocumentStore(settings.store_max_documents, settings.store_max_bytes, shared)
+        document_store = DocumentStore(settings.store_max_documents, settings.store_max_bytes, shared, blocking)
         app.state.documents = documents = DocumentService(service, document_store, Pdfium(settings.max_pdf_pages))
         app.state.image_urls = image_urls = ImageUrls(settings, service, documents)
         app.state.metrics.watch(service.live_state())
@@ -83,6 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:  # after a graceful shutdown (serving.py) there is nothing left; else stop it now
             await asyncio.to_thread(app.state.service.shut_down, 0.0)
             await image_urls.close()
+            if store_io is not None:
+                store_io.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="ImageSense",

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ from imagesense.engine.errors import InvalidGenerationRequest
 from imagesense.engine.protocol import ChatMessage, GenerationRequest, OcrEngine, VisionLanguageEngine
 from imagesense.engines import EngineRuntime
 from imagesense.errors import ClientGone, ModelUnavailable, ShuttingDown, ValidationFailed
-from imagesense.estimates import FAST_OCR_SECONDS, CostModel
+from imagesense.estimates import CostModel, fast_ocr_estimate
 from imagesense.handles import FallbackHandle, TaskHandle
 from imagesense.images import decode_image, fit_to_budget
 from imagesense.jobs import Job, JobCancelled, JobContext
@@ -49,9 +50,8 @@ class TaskSpec:
     stop: tuple[str, ...] = ()
     document_text: str | None = None  # extract: the pages' text (text layer or fast OCR), beside the images
     fields: Mapping[str, str] = field(default_factory=dict)  # how the caller's API names a field, if not as ours
-    # When the whole request must be over (time.monotonic()), for a task that is one step of a longer flow
-    # (an extract's OCR then its VLM job): every step shares the one deadline from arrival. None: the pool's
-    # timeout from submission.
+    # When the request must be over (time.monotonic()): every step of a flow (an extract's OCR, then its
+    # VLM job) shares the one deadline from arrival. None: the pool's timeout from submission.
     deadline: float | None = None
 
 
@@ -73,12 +73,14 @@ class TaskService:
         self.encodings = budgets.EncodingMemory()
         # Decoding a large image takes memory several times its file size: a few at a time, never more.
         self._decoding = asyncio.Semaphore(DECODES_AT_ONCE)
+        # JSON schemas become grammars here, two at a time, off the event loop (a 32,000-character one is slow).
+        self._compiling = ThreadPoolExecutor(2, thread_name_prefix="imagesense-schema")
         self.shutting_down = False
         self.started_at = int(time.time())  # what /v1/models reports as the model's "created"
 
     async def upload(self, owner: str, data: bytes, field: str = "file") -> StoredImage:
         image_id = content_id(data)
-        if (known := self.store.peek(owner, image_id)) is not None:
+        if (known := await self.store.lookup(owner, image_id)) is not None:
             return known
         async with self._decoding:
             decoded = await asyncio.to_thread(
@@ -88,10 +90,10 @@ class TaskService:
                 max_pixels=self.settings.max_image_pixels,
                 field=field,
             )
-        return self.store.put(owner, image_id, decoded, data)
+        return await self.store.add(owner, image_id, decoded, data)
 
-    def resolve(self, owner: str, image_ids: Sequence[str], field: str = "image_ids") -> list[StoredImage]:
-        return [self.store.get(owner, image_id, field=field) for image_id in image_ids]
+    async def resolve(self, owner: str, image_ids: Sequence[str], field: str = "image_ids") -> list[StoredImage]:
+        return [await self.store.fetch(owner, image_id, field=field) for image_id in image_ids]
 
     def check_image_count(self, count: int, field: str) -> None:
         limit = self.settings.max_images_per_request
@@ -106,17 +108,18 @@ class TaskService:
             self.check_image_count(len(spec.images), spec.fields.get("image_ids", "image_ids"))
         if spec.json_schema is not None and spec.task not in ("ask", "chat", "extract"):
             raise ValidationFailed("json_schema is for questions (ask), not for ocr or describe", field="json_schema")
-        if spec.json_schema is not None:  # refused now, not after the queue: InvalidGenerationRequest → 422
-            json_grammar(spec.json_schema, spec.fields.get("json_schema", "json_schema"))
         pixels = budgets.pixel_budget(spec.task, spec.options, self.settings)  # never below vision_min_pixels
         images = tuple(item.scoped_id for item in spec.images)
         pixels = self.encodings.budget(spec.task, spec.options, images, pixels, remember=running)
         new_tokens = budgets.max_new_tokens(spec.task, spec.options, self.settings)
         return budgets.Budgets(pixels, self.settings.vision_min_pixels, new_tokens)
 
-    def submit(self, spec: TaskSpec) -> TaskHandle[AnyTaskResult]:
+    async def submit(self, spec: TaskSpec) -> TaskHandle[AnyTaskResult]:
         """Validate and queue a task; raises 4xx errors, 429 when full, 503 when no engine can do it.
         Every task's outcome is logged in one line when it ends."""
+        if spec.json_schema is not None:  # refused now, not after the queue: InvalidGenerationRequest → 422
+            field, loop = spec.fields.get("json_schema", "json_schema"), asyncio.get_running_loop()
+            await loop.run_in_executor(self._compiling, json_grammar, spec.json_schema, field)
         handle = self._submit(spec)
         self.outcomes.watch(spec.task, handle)
         return handle
@@ -143,26 +146,16 @@ class TaskService:
         budget, min_pixels, new_tokens = task_budgets.pixels, task_budgets.min_pixels, task_budgets.new_tokens
         engine = self._ocr_engine(spec) if spec.task == "ocr" else "vlm"
         if engine != "vlm":  # fast OCR, or auto: the fast engine answers first
-            pool = self.engines.ocr_pool
-            return Estimate(
-                task=spec.task, engine="fast", images=[fast_image_usage(item) for item in spec.images],
-                image_tokens=0, max_new_tokens=0, prefill_s=FAST_OCR_SECONDS, decode_s=0.0,
-                total_s=FAST_OCR_SECONDS, queued_ahead=pool.stats().queued, basis="fast OCR: ~0.5 s a page",
-            )  # fmt: skip
+            images = [fast_image_usage(item) for item in spec.images]
+            return fast_ocr_estimate(spec.task, images, self.engines.ocr_pool.stats().queued)
         images = [image_usage(item, budget, min_pixels) for item in spec.images]
-        visual = sum(image.visual_tokens for image in images)
-        text = 24 + sum(len(turn.content) for turn in spec.history) // 3 + len(spec.question or "") // 3
-        expected = self.costs.estimate(visual, text, new_tokens)
-        return Estimate(
-            task=spec.task, engine="vlm", images=images, image_tokens=visual, max_new_tokens=new_tokens,
-            prefill_s=expected.prefill_s, decode_s=expected.decode_s, total_s=round(expected.total_s, 2),
-            queued_ahead=self.engines.vlm_pool.stats().queued, basis=expected.basis,
-        )  # fmt: skip
+        prose = sum(len(turn.content) for turn in spec.history) + len(spec.question or "")
+        return self.costs.task_estimate(spec.task, images, prose, new_tokens, self.engines.vlm_pool.stats().queued)
 
     def _ocr_engine(self, spec: TaskSpec) -> OcrEngineChoice:
         """auto runs the fast engine first; when only one engine is up, or for several images (which
         only the VLM reads in one request), auto means the VLM."""
-        requested = self.requested_ocr_engine(spec.options)
+        requested = spec.options.engine or self.settings.ocr_engine
         fast, vlm = self.engines.fast_ocr, self.engines.vlm
         if len(spec.images) > 1 and requested == "fast":
             raise ValidationFailed("the fast OCR engine reads one image per request", field="image_ids")
@@ -174,19 +167,6 @@ class TaskService:
             reasons = f"{fast.state().reason}; {vlm.state().reason}"
             raise ModelUnavailable(f"no OCR engine is ready: {reasons}")
         return requested
-
-    def requested_ocr_engine(self, options: TaskOptions) -> OcrEngineChoice:
-        return options.engine or self.settings.ocr_engine
-
-    def document_ocr_engine(self, options: TaskOptions, scanned_pages: bool) -> OcrEngineChoice:
-        """Which engine reads a PDF's pages: the VLM when asked, or for scans under auto when the fast
-        engine is down and the VLM is up; else text layers plus the fast engine for scans."""
-        requested = self.requested_ocr_engine(options)
-        if requested == "vlm":
-            return "vlm"
-        if requested == "auto" and scanned_pages and not self.engines.fast_ocr.ready and self.engines.vlm.ready:
-            return "vlm"
-        return "fast"
 
     def deadline_from_now(self) -> float:
         """The deadline of a request arriving now: every step of its flow shares it."""
@@ -242,7 +222,8 @@ class TaskService:
                 output = engine.generate(request, context)
             except InvalidGenerationRequest as exc:
                 raise self._invalid(spec, exc) from None
-            if not output.cached_tokens:  # a reused prefix would make the prefill look cheaper than it is
+            # Whole, fresh generations only: a reused prefix or a cut (cancel, deadline) would look cheap.
+            if not output.cached_tokens and output.finish_reason != "cancelled":
                 text_tokens = output.prompt_tokens - output.image_tokens
                 self.costs.observe(
                     output.image_tokens, text_tokens, output.completion_tokens,
@@ -266,7 +247,7 @@ class TaskService:
 
     async def complete(self, spec: TaskSpec, is_disconnected: Callable[[], Awaitable[bool]]) -> AnyTaskResult:
         """Run a task to its result for an HTTP client; a client that disconnects cancels it."""
-        return await self.follow(self.submit(spec), is_disconnected)
+        return await self.follow(await self.submit(spec), is_disconnected)
 
     async def follow(
         self, handle: TaskHandle[AnyTaskResult], is_disconnected: Callable[[], Awaitable[bool]]
@@ -308,6 +289,7 @@ class TaskService:
                 log.warning("shutdown: work still running after %.0f s of grace is stopped", grace_s)
         for pool in pools:
             pool.shutdown()
+        self._compiling.shutdown(wait=False, cancel_futures=True)
 
 
 async def _cancel_on_disconnect(

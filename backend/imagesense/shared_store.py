@@ -4,11 +4,14 @@ is what makes an upload through one replica usable — and deletable — through
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
-from typing import Protocol
+from typing import ParamSpec, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import redis
@@ -26,6 +29,25 @@ class StoreUnavailable(ApiError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, headers={"Retry-After": "5"})
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class BlockingCalls:
+    """Runs a store's blocking calls (shared-store I/O, the decode of a shared image) on a bounded
+    executor made in the lifespan, never on the event loop; without an executor (no shared store: every
+    call is a dictionary lookup) they run in place."""
+
+    def __init__(self, executor: Executor | None) -> None:
+        self._executor = executor
+
+    async def run(self, function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._executor is None:
+            return function(*args, **kwargs)
+        call = functools.partial(function, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
 
 class SharedBlobs(Protocol):
@@ -65,8 +87,13 @@ class RedisBlobs:
     def get(self, key: str) -> bytes | None:
         with self._answers():
             found = self._redis.get(PREFIX + key)
-            if found is not None:
-                self._redis.expire(PREFIX + key, self._ttl_s)  # in use: kept as long as after an upload
+            if found is not None:  # in use: kept as long as after an upload, and counted as new
+                with self._redis.pipeline() as pipe:
+                    pipe.expire(PREFIX + key, self._ttl_s)
+                    # The age renews with the TTL, else the next eviction would take this live key for an
+                    # expired one and drop its bytes from the count (and it would leave the byte budget).
+                    pipe.zadd(AGES, {key: time.time()}, xx=True)
+                    pipe.execute()
             return found if isinstance(found, bytes) else None
 
     def exists(self, key: str) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from imagesense.errors import NotFound
 from imagesense.images import DecodedImage
-from imagesense.shared_store import SharedBlobs
+from imagesense.shared_store import BlockingCalls, SharedBlobs
 
 
 def content_id(data: bytes) -> str:
@@ -48,6 +48,7 @@ class ImageStore:
         max_bytes: int,
         shared: SharedBlobs | None = None,
         decode: Callable[[bytes], DecodedImage] | None = None,
+        blocking: BlockingCalls | None = None,
     ) -> None:
         self._max_images = max_images
         self._max_bytes = max_bytes
@@ -56,6 +57,7 @@ class ImageStore:
         self._lock = threading.Lock()
         self._shared = shared
         self._decode = decode
+        self._blocking = blocking or BlockingCalls(None)
 
     def put(self, owner: str, image_id: str, decoded: DecodedImage, data: bytes | None = None) -> StoredImage:
         """Keep an image; ``data`` (its uploaded bytes) also goes to the shared store, if there is one."""
@@ -93,6 +95,34 @@ class ImageStore:
         if data is None or self._decode is None:
             return None
         return self._keep(StoredImage(owner, image_id, self._decode(data), shared=True))
+
+    async def lookup(self, owner: str, image_id: str) -> StoredImage | None:
+        """``peek`` for the event loop: an image kept here and not shared answers at once; anything that
+        asks the shared store (and may decode its bytes) runs on the store's executor."""
+        if self._shared is None:
+            return self.peek(owner, image_id)
+        with self._lock:
+            item = self._items.get((owner, image_id))
+        if item is not None and not item.shared:
+            return self.peek(owner, image_id)
+        return await self._blocking.run(self.peek, owner, image_id)
+
+    async def fetch(self, owner: str, image_id: str, field: str = "image_id") -> StoredImage:
+        """``get`` for the event loop (see ``lookup``)."""
+        item = await self.lookup(owner, image_id)
+        if item is None:
+            raise NotFound(f"no image with id {image_id!r}: upload it with POST /api/v1/images", field=field)
+        return item
+
+    async def add(self, owner: str, image_id: str, decoded: DecodedImage, data: bytes | None = None) -> StoredImage:
+        """``put`` for the event loop: the shared store's write runs on the store's executor."""
+        if self._shared is None or data is None:
+            return self.put(owner, image_id, decoded, data)
+        return await self._blocking.run(self.put, owner, image_id, decoded, data)
+
+    async def remove(self, owner: str, image_id: str) -> None:
+        """``delete`` for the event loop."""
+        await self._blocking.run(self.delete, owner, image_id)
 
     def get(self, owner: str, image_id: str, field: str = "image_id") -> StoredImage:
         item = self.peek(owner, image_id)

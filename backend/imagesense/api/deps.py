@@ -121,7 +121,7 @@ async def many_images(
     """The images of an ask or estimate request: stored ids first, then uploads, within the limit."""
     uploads, ids = files or [], image_ids or []
     service.check_image_count(len(uploads) + len(ids), "files" if uploads else "image_ids")
-    stored = service.resolve(client.owner, ids)
+    stored = await service.resolve(client.owner, ids)
     return stored + [await read_upload(service, client, upload, "files") for upload in uploads]
 
 
@@ -138,9 +138,9 @@ async def single_input(
     if sum(value is not None for value in (file, image_id, document_id)) != 1:
         raise ValidationFailed("send exactly one of `file`, `image_id` or `document_id`", field="file")
     if document_id is not None:
-        return documents.resolve(client.owner, document_id)
+        return await documents.resolve(client.owner, document_id)
     if image_id is not None:
-        return service.store.get(client.owner, image_id, field="image_id")
+        return await service.store.fetch(client.owner, image_id, field="image_id")
     assert file is not None
     return await read_image_or_pdf(service, documents, client, file, password, "file")
 
@@ -160,8 +160,8 @@ async def images_and_pages(
     limit = service.settings.max_images_per_request
     uploads, ids = inputs.files or [], inputs.image_ids or []
     service.check_image_count(len(uploads) + len(ids) + bool(inputs.document_id), "files" if uploads else "image_ids")
-    images = service.resolve(client.owner, ids)
-    pdfs = [documents.resolve(client.owner, inputs.document_id)] if inputs.document_id else []
+    images = await service.resolve(client.owner, ids)
+    pdfs = [await documents.resolve(client.owner, inputs.document_id)] if inputs.document_id else []
     for upload in uploads:
         read = await read_image_or_pdf(service, documents, client, upload, inputs.password, "files")
         if isinstance(read, StoredDocument):

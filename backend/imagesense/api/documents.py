@@ -36,7 +36,7 @@ async def upload_document(
 
 @router.get("/{document_id}", responses=error_responses(401, 404, 422))
 async def get_document(documents: DocumentsDep, client: ClientDep, document_id: str) -> DocumentInfo:
-    return document_info(documents.resolve(client.owner, document_id))
+    return document_info(await documents.resolve(client.owner, document_id))
 
 
 @router.get(
@@ -52,7 +52,7 @@ async def page_image(
     max_pixels: Annotated[int, Query(ge=MIN_PIXEL_BUDGET, le=MAX_THUMBNAIL_PIXELS)] = 160 * 220,
 ) -> Response:
     """A page rendered as PNG (thumbnails for a page picker)."""
-    document = documents.resolve(client.owner, document_id)
+    document = await documents.resolve(client.owner, document_id)
     numbers = select_pages(str(page), len(document.pages), field="page")
     [image] = await documents.page_images(document, numbers, max_pixels)
-    return Response(documents.png(image), media_type="image/png")
+    return Response(await documents.png(image), media_type="image/png")

@@ -31,10 +31,10 @@ async def upload_image(service: ServiceDep, client: ClientDep, file: Annotated[U
 
 @router.get("/{image_id}", responses=error_responses(401, 404, 422))
 async def get_image(service: ServiceDep, client: ClientDep, image_id: str) -> ImageInfo:
-    return image_info(service.store.get(client.owner, image_id))
+    return image_info(await service.store.fetch(client.owner, image_id))
 
 
 @router.delete("/{image_id}", status_code=204, responses=error_responses(401, 403, 404, 422))
 async def delete_image(service: ServiceDep, client: ClientDep, image_id: str) -> Response:
-    service.store.delete(client.owner, image_id)
+    await service.store.remove(client.owner, image_id)
     return Response(status_code=204)

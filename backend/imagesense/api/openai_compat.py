@@ -64,7 +64,7 @@ async def chat_completions(
     ids = chat.completion_head(request_id.get() or "", model)
     if not body.stream:
         return chat.completion(await service.complete(spec, http.is_disconnected), ids)
-    handle = service.submit(spec)  # refusals (429, 503, 400) come before the stream starts, with their status
+    handle = await service.submit(spec)  # refusals (429, 503, 400) come before the stream starts, with their status
     include_usage = body.stream_options is not None and body.stream_options.include_usage
     return StreamingResponse(
         chat.event_stream(handle, ids, include_usage),

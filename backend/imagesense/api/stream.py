@@ -105,11 +105,11 @@ class StreamSession:
         owner = self.client.owner
         if message.document_id is None:
             self.service.check_image_count(len(message.image_ids), "image_ids")  # before any lookup or decode
-            images = self.service.resolve(owner, message.image_ids)
+            images = await self.service.resolve(owner, message.image_ids)
         elif message.image_ids:
             raise ValidationFailed("send image_ids or a document_id, not both", field="document_id")
         else:
-            document = self.documents.resolve(owner, message.document_id)
+            document = await self.documents.resolve(owner, message.document_id)
             if message.task == "ocr":
                 return await self.documents.ocr(document, message.pages, message.options, owner)
             budget = budgets.pixel_budget(message.task, message.options, self.service.settings)
@@ -123,7 +123,7 @@ class StreamSession:
             client=owner,
             json_schema=message.json_schema,
         )
-        return self.service.submit(spec)
+        return await self.service.submit(spec)
 
     @staticmethod
     def error_event_for(exc: Exception) -> ErrorEvent:

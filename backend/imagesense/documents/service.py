@@ -54,12 +54,12 @@ class DocumentService:
         deadline = self.service.deadline_from_now()
         numbers = select_pages(selection, len(document.pages))
         scanned = any(not document.pages[number - 1].has_text for number in numbers)
-        if self.service.document_ocr_engine(options, scanned) != "vlm":
+        if not self._vlm_reads(options, scanned):
             return self.submit_ocr(document, numbers, client, deadline)
         budget = budgets.pixel_budget("ocr", options, self.service.settings)
         images = await self.pages_as_images(document, selection, budget, deadline=deadline)
         vlm_options = options.model_copy(update={"engine": "vlm"})
-        return self.service.submit(TaskSpec("ocr", images, vlm_options, client=client, deadline=deadline))
+        return await self.service.submit(TaskSpec("ocr", images, vlm_options, client=client, deadline=deadline))
 
     async def upload(self, owner: str, data: bytes, password: str | None, field: str = "file") -> StoredDocument:
         limit = self.service.settings.max_upload_bytes
@@ -69,7 +69,7 @@ class DocumentService:
             raise ValidationFailed(f"{field}: not a PDF", field=field)
         pages = await asyncio.to_thread(self.pdfium.inspect, data, password or None, field, self.wait_s)
         document = StoredDocument(owner, content_id(data), data, password or None, pages)
-        return self.store.put(document)
+        return await self.store.add(document)
 
     def pages_for_images(self, document: StoredDocument, selection: str | None, limit: int | None = None) -> list[int]:
         """The pages a task reads as images: the selection (at most ``limit``, by default the images a
@@ -79,6 +79,14 @@ class DocumentService:
         if selection and len(numbers) > limit:
             raise ValidationFailed(f"pages: {len(numbers)} pages selected; the limit is {limit}", field="pages")
         return numbers[:limit]
+
+    def _vlm_reads(self, options: TaskOptions, scanned_pages: bool) -> bool:
+        """Whether the VLM reads a PDF's pages: when asked, or for scans under auto when the fast engine
+        is down and the VLM is up; else text layers are read and scans go to the fast engine."""
+        requested = options.engine or self.service.settings.ocr_engine
+        engines = self.service.engines
+        fast_down = scanned_pages and not engines.fast_ocr.ready and engines.vlm.ready
+        return requested == "vlm" or (requested == "auto" and fast_down)
 
     async def pages_as_images(
         self,
@@ -101,7 +109,7 @@ class DocumentService:
         images = []
         for number in numbers:
             image_id = f"{document.document_id}-p{number}-{max_pixels}"
-            if (known := self.service.store.peek(document.owner, image_id)) is None:
+            if (known := await self.service.store.lookup(document.owner, image_id)) is None:
                 rendered = await asyncio.to_thread(self.render, document, number, max_pixels, self.wait_until(deadline))
                 known = self.service.store.put(document.owner, image_id, DecodedImage(rendered, "pdf", 0))
             images.append(known)
@@ -136,13 +144,18 @@ class DocumentService:
         return job
 
     @staticmethod
-    def png(image: StoredImage) -> bytes:
-        buffer = io.BytesIO()
-        image.decoded.image.save(buffer, "PNG")
-        return buffer.getvalue()
+    async def png(image: StoredImage) -> bytes:
+        """The image as PNG bytes, encoded off the event loop."""
 
-    def resolve(self, owner: str, document_id: str) -> StoredDocument:
-        return self.store.get(owner, document_id)
+        def encode() -> bytes:
+            buffer = io.BytesIO()
+            image.decoded.image.save(buffer, "PNG")
+            return buffer.getvalue()
+
+        return await asyncio.to_thread(encode)
+
+    async def resolve(self, owner: str, document_id: str) -> StoredDocument:
+        return await self.store.fetch(owner, document_id)
 
 
 class _PageReader:

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 from imagesense.documents.pdf import PageInfo
 from imagesense.errors import NotFound
-from imagesense.shared_store import SharedBlobs
+from imagesense.shared_store import BlockingCalls, SharedBlobs
 
 Key = tuple[str, str]  # (owner, document id)
 
@@ -29,13 +29,20 @@ class StoredDocument:
 
 
 class DocumentStore:
-    def __init__(self, max_documents: int, max_bytes: int, shared: SharedBlobs | None = None) -> None:
+    def __init__(
+        self,
+        max_documents: int,
+        max_bytes: int,
+        shared: SharedBlobs | None = None,
+        blocking: BlockingCalls | None = None,
+    ) -> None:
         self._max_documents = max_documents
         self._max_bytes = max_bytes
         self._items: OrderedDict[Key, StoredDocument] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self._shared = shared
+        self._blocking = blocking or BlockingCalls(None)
 
     def put(self, document: StoredDocument) -> StoredDocument:
         if self._shared is not None:
@@ -51,6 +58,19 @@ class DocumentStore:
             while len(self._items) > 1 and (len(self._items) > self._max_documents or self._bytes > self._max_bytes):
                 self._remove(next(iter(self._items)))
         return document
+
+    async def add(self, document: StoredDocument) -> StoredDocument:
+        """``put`` for the event loop: the shared store's write runs on the store's executor."""
+        return await self._blocking.run(self.put, document)
+
+    async def fetch(self, owner: str, document_id: str, field: str = "document_id") -> StoredDocument:
+        """``get`` for the event loop: a document kept here answers at once; the shared store is asked
+        on the store's executor."""
+        with self._lock:
+            kept = (owner, document_id) in self._items
+        if kept or self._shared is None:
+            return self.get(owner, document_id, field)
+        return await self._blocking.run(self.get, owner, document_id, field)
 
     def get(self, owner: str, document_id: str, field: str = "document_id") -> StoredDocument:
         with self._lock:
