@@ -4,7 +4,6 @@ schema compile holds its own request, never /health or anyone else's."""
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,18 +21,6 @@ from support import image_bytes, service, upload
 
 HOLD_S = 1.5  # how long the slow part takes
 PROMPT_S = 0.1  # what /health may take meanwhile
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    if shutil.which("redis-server") is None:
-        pytest.fail("these tests need a real Redis server: apt-get install redis-server (.ci/run does)")
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ returns, everything works again."""
 from __future__ import annotations
 
 import io
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -20,18 +19,6 @@ from imagesense.devtools.sample_pdf import MIXED, build_pdf
 from imagesense.devtools.samples import sample
 from imagesense.shared_store import TOTAL, RedisBlobs
 from support import image_bytes, service, upload
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    if shutil.which("redis-server") is None:
-        pytest.fail("these tests need a real Redis server: apt-get install redis-server (.ci/run does)")
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
