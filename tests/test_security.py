@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import WebSocketDenialResponse
 
+from imagesense.auth import ApiKeys
+from imagesense.middleware import KeyGate
 from support import TERMINAL_EVENTS, image_bytes, receive_until, run_request, service
 
 ALICE, BOB = "alice-key-0123456789abcdef", "bob-key-0123456789abcdef"
@@ -183,3 +185,44 @@ def test_a_metrics_key_alone_guards_metrics(tiny_checkpoint: Path) -> None:
         assert client.get("/metrics", headers=auth("scraper-key-wrong-0123456")).status_code == 401
         assert client.get("/metrics", headers=auth(scraper)).status_code == 200
         assert client.get("/api/v1/stats").status_code == 200  # no API keys: the API itself stays open
+
+
+def test_a_body_without_a_right_key_is_refused_before_it_is_parsed(keyed: TestClient) -> None:
+    """Malformed bodies show it: without a key they get 401, not the 400 or 422 of a parse."""
+    json_body = {"Content-Type": "application/json"}
+    for headers in ({}, auth("not-a-key")):
+        chat = keyed.post("/v1/chat/completions", content=b"{", headers={**headers, **json_body})
+        assert chat.status_code == 401, chat.text
+        assert chat.json()["error"]["type"] == "authentication_error"  # /v1 keeps OpenAI's envelope
+        form_body = {**headers, "Content-Type": "multipart/form-data"}
+        form = keyed.post("/api/v1/ask", content=b"--x\r\nnot a form", headers=form_body)
+        assert form.status_code == 401
+        assert form.json()["error"]["code"] == "unauthorized"
+    keyed_chat = keyed.post(
+        "/v1/chat/completions", content=b"{", headers={**auth(ALICE), "Content-Type": "application/json"}
+    )
+    assert keyed_chat.status_code == 400  # with a key, the body is read: and it is bad
+
+
+async def test_the_key_gate_answers_without_reading_the_body() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("the app was reached")
+
+    async def receive() -> dict[str, Any]:
+        raise AssertionError("the body was read")
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    gate = KeyGate(app, ApiKeys(["alice:sk-test-0123456789"]))
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "headers": [(b"content-length", b"85000000")],
+    }
+    await gate(scope, receive, send)
+    assert sent[0]["type"] == "http.response.start"
+    assert sent[0]["status"] == 401

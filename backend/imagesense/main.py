@@ -26,7 +26,7 @@ from imagesense.image_urls import ImageUrls
 from imagesense.images import DecodedImage, decode_image
 from imagesense.logs import configure_logging
 from imagesense.metrics import Metrics
-from imagesense.middleware import BodyLimit, BrowserGuard, HttpMetrics, RequestIds
+from imagesense.middleware import BodyLimit, BrowserGuard, HttpMetrics, KeyGate, RequestIds
 from imagesense.pool import WorkerPool
 from imagesense.service import Engines, TaskService
 from imagesense.settings import Settings
@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.keys = keys = ApiKeys.from_settings(settings)  # at start: a missing key file fails now
     app.state.metrics = Metrics()  # the app's own registry, not prometheus-client's global one
     app.add_middleware(BodyLimit, max_bytes=max_request_bytes(settings))
+    app.add_middleware(KeyGate, keys=keys)  # outside BodyLimit: no key, no reading, whatever the size
     app.add_middleware(
         BrowserGuard, allowed_hosts=allowed_hosts(settings), origins=settings.cors_origins, keys_enabled=keys.enabled
     )

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from imagesense.auth import ApiKeys, bearer_token
 from imagesense.errors import ApiError, BadHost, Forbidden, InternalError, PayloadTooLarge, error_response
 from imagesense.logs import request_id
 from imagesense.metrics import Metrics
@@ -54,6 +55,36 @@ class RequestIds:
                 await error_response(error, scope.get("path", ""))(scope, receive, send_with_id)
         finally:
             request_id.reset(token)
+
+
+class KeyGate:
+    """With API keys on, a request that sends a body to the API (``/api/``, ``/v1/``) is refused with 401
+    before any of it is read or parsed unless it presents a right key: parsing is work no caller without
+    a key may cause (an 81 MiB JSON body of ``[{},{},…]`` is ~1.9 GB of Python objects). Every such
+    route needs a key anyway; the routes' own check still names the client."""
+
+    _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+    _GATED = ("/api/", "/v1/")
+
+    def __init__(self, app: ASGIApp, keys: ApiKeys) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gated = (
+            scope["type"] == "http"
+            and self.keys.enabled
+            and scope["method"] in self._BODY_METHODS
+            and scope["path"].startswith(self._GATED)
+        )
+        if gated:
+            authorization = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+            try:
+                self.keys.client(bearer_token(authorization), "unchecked")
+            except ApiError as error:
+                await _answer(error, scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:
