@@ -3,8 +3,11 @@ weights can't hide is structural (the output validates, a seed repeats, a stop e
 
 from __future__ import annotations
 
+import http.server
 import json
+import socketserver
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +17,14 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from imagesense.engine import loader
-from imagesense.engine.constrained import json_grammar
+from imagesense.engine.constrained import json_grammar, valid_answer
 from imagesense.engine.errors import InvalidGenerationRequest
 from imagesense.engine.protocol import GenerationRequest, Unattended
 from imagesense.engine.sampling import nucleus
 from imagesense.engine.stops import StopSequences
 from imagesense.engine.transformers_engine import TransformersEngine
 from imagesense.prompts import build_messages
+from imagesense.results import parsed_json
 from support import image_bytes, receive_until, run_request, upload
 
 INVOICE: dict[str, Any] = {
@@ -217,3 +221,82 @@ def test_the_stream_takes_a_json_schema_for_ask_only(client: TestClient) -> None
         ws.send_text(json.dumps(json.loads(run_request([image_id], "describe")) | {"json_schema": INVOICE}))
         [error] = receive_until(ws, {"done", "error"})
         assert error["field"] == "json_schema"
+
+
+# --- hostile schemas: validation never backtracks, nothing is fetched, patterns are bounded ---------------
+
+FORCED_KEY = "a" * 59 + "d"  # 60 characters the grammar writes itself, then the pattern below tries them
+BACKTRACKING = {
+    "type": "object",
+    "properties": {FORCED_KEY: {"type": "string", "maxLength": 8}},
+    "required": [FORCED_KEY],
+    "patternProperties": {"^(a|aa)*c$": {"type": "integer"}},  # Python's re: ~1.6^n steps on a run of a's
+}
+
+
+def test_an_answer_is_checked_in_linear_time_whatever_the_pattern() -> None:
+    began = time.monotonic()
+    assert parsed_json(json.dumps({FORCED_KEY: "x"}), BACKTRACKING) == {FORCED_KEY: "x"}
+    assert parsed_json(json.dumps({FORCED_KEY: "x", "aac": "not an integer"}), BACKTRACKING) is None
+    assert time.monotonic() - began < 1.0  # Python's re took ~0.1 s at 30 characters, days at 60
+
+
+def test_a_backtracking_pattern_answers_in_normal_time_and_health_stays_prompt(client: TestClient) -> None:
+    form = {"question": "Fill it in.", "json_schema": json.dumps(BACKTRACKING), "max_new_tokens": "160"}
+    answers: list[Any] = []
+    asking = threading.Thread(
+        target=lambda: answers.append(
+            client.post("/api/v1/ask", data=form, files={"files": ("a.png", image_bytes(), "image/png")})
+        )
+    )
+    began = time.monotonic()
+    asking.start()
+    health_s = []
+    while asking.is_alive() and time.monotonic() - began < 60:
+        sent = time.monotonic()
+        assert client.get("/api/v1/health").status_code == 200
+        health_s.append(time.monotonic() - sent)
+        time.sleep(0.02)
+    asking.join(1)
+    assert answers, "the request never answered"
+    assert answers[0].status_code == 200, answers[0].text
+    assert FORCED_KEY in answers[0].json()["data"]  # the forced key, validated
+    assert health_s, "the answer came before /health was asked"
+    assert max(health_s) < 0.1, f"/health took up to {max(health_s):.3f} s while the answer was checked"
+
+
+def test_a_remote_ref_is_never_fetched(tmp_path: Path) -> None:
+    fetched: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            fetched.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"type": "string"}')
+
+    with socketserver.TCPServer(("127.0.0.1", 0), Recorder) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            for ref in (f"http://127.0.0.1:{server.server_address[1]}/s.json", (tmp_path / "s.json").as_uri()):
+                (tmp_path / "s.json").write_text('{"type": "string"}')
+                schema = {"type": "object", "properties": {"a": {"$ref": ref}}}
+                with pytest.raises(InvalidGenerationRequest):
+                    json_grammar(schema, "json_schema")
+                assert valid_answer(schema, {"a": "x"}) is not None  # refused, not resolved
+        finally:
+            server.shutdown()
+    assert fetched == []
+
+
+def test_a_pattern_over_the_limit_is_a_422_naming_the_field(client: TestClient) -> None:
+    schema = {"type": "object", "properties": {"code": {"type": "string", "pattern": "a" * 1001}}}
+    form = {"question": "Code?", "json_schema": json.dumps(schema)}
+    response = client.post("/api/v1/ask", data=form, files={"files": ("a.png", image_bytes(), "image/png")})
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "json_schema"
+    assert "the limit is 1000" in response.json()["error"]["message"]
+    keyed = {"type": "object", "patternProperties": {"b" * 1001: {}}, "enum": [{"pattern": "c" * 2000}]}
+    response = client.post("/api/v1/ask", data=form | {"json_schema": json.dumps(keyed)})
+    assert response.status_code == 422
+    assert "a pattern has 1001 characters" in response.json()["error"]["message"]

@@ -81,7 +81,7 @@ def test_health_answers_while_another_replicas_upload_is_decoded(
 
 def test_health_answers_while_a_schema_compiles(tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     started = threading.Event()
-    monkeypatch.setattr("imagesense.service.json_grammar", slowed(lambda *_: "", started))
+    monkeypatch.setattr("imagesense.results.json_grammar", slowed(lambda *_: "", started))
     schema = {"type": "object", "properties": {"total": {"type": "number"}}}
     with service(tiny_checkpoint, load_model=False, fast_ocr=False) as client:
         image_id = upload(client)

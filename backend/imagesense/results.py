@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import jsonschema
-
+from imagesense.engine.constrained import json_grammar, valid_answer
 from imagesense.engine.protocol import GenerationResult
+from imagesense.errors import GenerationTimeout
 from imagesense.images import fitted_size, visual_tokens
 from imagesense.jobs import JobContext
 from imagesense.schemas.tasks import AnyTaskResult, ImageUsage, OcrResult, TaskName, TaskResult, Timings, Usage
@@ -69,8 +72,30 @@ def parsed_json(text: str, schema: Mapping[str, Any]) -> Any:
     constrained decoding rules out for an answer that ran to its end."""
     try:
         data = json.loads(text)
-        jsonschema.validate(data, schema)
-    except (ValueError, jsonschema.ValidationError, jsonschema.SchemaError) as exc:
-        log.warning("a constrained answer is not valid against its schema: %s", str(exc).splitlines()[0])
+    except ValueError as exc:
+        log.warning("a constrained answer is not JSON: %s", exc)
+        return None
+    if (problem := valid_answer(schema, data)) is not None:
+        log.warning("a constrained answer is not valid against its schema: %s", problem.splitlines()[0][:300])
         return None
     return data
+
+
+class SchemaCompiler:
+    """JSON schemas become grammars and validators here: two at a time, off the event loop (a 32,000-character
+    schema is slow), and within the request's deadline."""
+
+    def __init__(self) -> None:
+        self._threads = ThreadPoolExecutor(2, thread_name_prefix="imagesense-schema")
+
+    async def check(self, schema: Mapping[str, Any], field: str, deadline: float) -> None:
+        """Raises ``InvalidGenerationRequest`` naming ``field`` for a schema that can't be followed, and
+        ``GenerationTimeout`` when compiling it outlasts the deadline."""
+        compiling = asyncio.get_running_loop().run_in_executor(self._threads, json_grammar, schema, field)
+        try:
+            await asyncio.wait_for(compiling, max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise GenerationTimeout("compiling the JSON schema took longer than the request may take") from None
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)

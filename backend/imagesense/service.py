@@ -9,12 +9,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from imagesense import budgets
-from imagesense.engine.constrained import json_grammar
 from imagesense.engine.errors import InvalidGenerationRequest
 from imagesense.engine.protocol import ChatMessage, GenerationRequest, OcrEngine, VisionLanguageEngine
 from imagesense.engines import EngineRuntime
@@ -27,7 +25,7 @@ from imagesense.metrics import LiveState, Metrics, PoolLoad
 from imagesense.ocr.results import fast_image_usage, fast_ocr_result, ocr_needs_fallback
 from imagesense.pool import WorkerPool
 from imagesense.prompts import build_messages
-from imagesense.results import generation_result, image_usage, parsed_json
+from imagesense.results import SchemaCompiler, generation_result, image_usage, parsed_json
 from imagesense.schemas.tasks import AnyTaskResult, Estimate, OcrEngineChoice, TaskName, TaskOptions, Turn
 from imagesense.settings import Settings
 from imagesense.store import ImageStore, StoredImage, content_id
@@ -73,8 +71,7 @@ class TaskService:
         self.encodings = budgets.EncodingMemory()
         # Decoding a large image takes memory several times its file size: a few at a time, never more.
         self._decoding = asyncio.Semaphore(DECODES_AT_ONCE)
-        # JSON schemas become grammars here, two at a time, off the event loop (a 32,000-character one is slow).
-        self._compiling = ThreadPoolExecutor(2, thread_name_prefix="imagesense-schema")
+        self.schemas = SchemaCompiler()
         self.shutting_down = False
         self.started_at = int(time.time())  # what /v1/models reports as the model's "created"
 
@@ -118,8 +115,8 @@ class TaskService:
         """Validate and queue a task; raises 4xx errors, 429 when full, 503 when no engine can do it.
         Every task's outcome is logged in one line when it ends."""
         if spec.json_schema is not None:  # refused now, not after the queue: InvalidGenerationRequest → 422
-            field, loop = spec.fields.get("json_schema", "json_schema"), asyncio.get_running_loop()
-            await loop.run_in_executor(self._compiling, json_grammar, spec.json_schema, field)
+            field = spec.fields.get("json_schema", "json_schema")
+            await self.schemas.check(spec.json_schema, field, spec.deadline or self.deadline_from_now())
         handle = self._submit(spec)
         self.outcomes.watch(spec.task, handle)
         return handle
@@ -289,7 +286,7 @@ class TaskService:
                 log.warning("shutdown: work still running after %.0f s of grace is stopped", grace_s)
         for pool in pools:
             pool.shutdown()
-        self._compiling.shutdown(wait=False, cancel_futures=True)
+        self.schemas.close()
 
 
 async def _cancel_on_disconnect(

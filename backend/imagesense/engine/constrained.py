@@ -5,6 +5,11 @@ the rest get -inf. It was chosen over xgrammar because it needs nothing else ins
 in triton and a CUDA-oriented stack on Linux), computes a mask in well under a millisecond on a CPU,
 and is what vLLM, SGLang and llama.cpp use for the same job.
 
+The answer is then checked against the schema by ``jsonschema_rs`` with the Rust ``regex`` crate, the same
+regex dialect and engine family as llguidance's: linear time whatever the pattern (Python's ``re`` backtracks
+while holding the GIL, and a grammar-forced key against a pattern like ``^(a|aa)*c$`` froze the process for
+minutes), and no ``$ref`` is ever fetched. A schema it can't build is refused with the grammar, before the queue.
+
 Two things make "always validates" true even for a model that wanders (or has random weights):
 - Separators are fixed (``, `` and ``: ``, no free whitespace), so the model can't spend its tokens on
   blank space.
@@ -24,6 +29,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
+import jsonschema_rs
 import llguidance
 import llguidance.hf
 import numpy as np
@@ -60,13 +66,37 @@ def compile_schema(schema_json: str) -> tuple[str, str]:
     return grammar, llguidance.LLMatcher.validate_grammar(grammar)
 
 
+@functools.lru_cache(maxsize=256)
+def schema_validator(schema_json: str) -> jsonschema_rs.Validator | str:
+    """The validator of a schema's answers, or why there is none: linear-time patterns, nothing fetched."""
+    try:
+        return jsonschema_rs.validator_for(
+            json.loads(schema_json), pattern_options=jsonschema_rs.RegexOptions(), offline=True
+        )
+    except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as exc:
+        return str(exc).splitlines()[0]
+
+
 def json_grammar(schema: Mapping[str, Any], field: str) -> str:
-    """The grammar of a schema; ``InvalidGenerationRequest`` naming ``field`` when it can't be followed."""
-    grammar, problem = compile_schema(canonical(schema))
+    """The grammar of a schema, its validator built too; ``InvalidGenerationRequest`` naming ``field`` when
+    it can't be followed or checked."""
+    text = canonical(schema)
+    grammar, problem = compile_schema(text)
     if problem:
         lines = [line.strip() for line in problem.splitlines() if line.strip().strip("^")]
         raise InvalidGenerationRequest(f"the JSON schema can't be used: {' '.join(lines)}", field=field)
+    if isinstance(validator := schema_validator(text), str):
+        raise InvalidGenerationRequest(f"the JSON schema can't be used: {validator}", field=field)
     return grammar
+
+
+def valid_answer(schema: Mapping[str, Any], data: Any) -> str | None:
+    """None if ``data`` is valid against ``schema``, else the first reason it isn't."""
+    validator = schema_validator(canonical(schema))
+    if isinstance(validator, str):
+        return validator
+    error = next(validator.iter_errors(data), None)
+    return None if error is None else error.message
 
 
 class JsonConstraints:

@@ -24,6 +24,7 @@ MAX_IMAGES_PER_REQUEST = 32  # the hard cap; IMAGESENSE_MAX_IMAGES_PER_REQUEST s
 MIN_PIXEL_BUDGET = 4096
 MAX_TEMPERATURE = 2.0
 MAX_JSON_SCHEMA_CHARS = 32000
+MAX_SCHEMA_PATTERN_CHARS = 1000  # each `pattern` and `patternProperties` key; longer ones are hostile, not useful
 MAX_STOP_SEQUENCES = 4
 MAX_STOP_CHARS = 64
 SEED_RANGE = (-(2**63), 2**64 - 1)  # what a client may send; torch seeds take the value modulo 2**64
@@ -63,9 +64,26 @@ def _check_history(history: list[Turn]) -> list[Turn]:
 History = Annotated[list[Turn], Field(max_length=MAX_HISTORY_TURNS), AfterValidator(_check_history)]
 
 
+_SCHEMA_VALUES = frozenset({"const", "enum", "default", "examples"})  # data, not schema: patterns there are text
+
+
+def _patterns(schema: Any) -> list[str]:
+    """Every regular expression a schema holds: `pattern` values and `patternProperties` keys."""
+    if isinstance(schema, list):
+        return [found for item in schema for found in _patterns(item)]
+    if not isinstance(schema, dict):
+        return []
+    found = [schema["pattern"]] if isinstance(schema.get("pattern"), str) else []
+    if isinstance(schema.get("patternProperties"), dict):
+        found.extend(schema["patternProperties"])
+    return found + [deeper for key, value in schema.items() if key not in _SCHEMA_VALUES for deeper in _patterns(value)]
+
+
 def _check_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
     if len(json.dumps(schema)) > MAX_JSON_SCHEMA_CHARS:
         raise ValueError(f"the schema is over {MAX_JSON_SCHEMA_CHARS} characters, the limit")
+    if (longest := max(map(len, _patterns(schema)), default=0)) > MAX_SCHEMA_PATTERN_CHARS:
+        raise ValueError(f"a pattern has {longest} characters; the limit is {MAX_SCHEMA_PATTERN_CHARS}")
     return schema
 
 
