@@ -27,11 +27,12 @@ class LiveServer:
     def ws_url(self) -> str:
         return self.url.replace("http://", "ws://") + "/api/v1/stream"
 
-    def rss_mb(self) -> float:
+    def rss_mb(self, field: str = "VmRSS") -> float:
+        """Resident memory now (VmRSS) or at its peak so far (VmHWM), in MB."""
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmRSS")
+        raise RuntimeError(f"no {field}")
 
 
 @contextmanager

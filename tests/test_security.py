@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import WebSocketDenialResponse
 
 from imagesense.auth import ApiKeys
+from imagesense.main import max_json_request_bytes, max_request_bytes
 from imagesense.middleware import KeyGate
+from imagesense.schemas.openai_compat import MAX_JSON_CONTAINERS
+from imagesense.settings import Settings
+from live import live_server
 from support import TERMINAL_EVENTS, image_bytes, receive_until, run_request, service
 
 ALICE, BOB = "alice-key-0123456789abcdef", "bob-key-0123456789abcdef"
@@ -226,3 +233,43 @@ async def test_the_key_gate_answers_without_reading_the_body() -> None:
     await gate(scope, receive, send)
     assert sent[0]["type"] == "http.response.start"
     assert sent[0]["status"] == 401
+
+
+def test_a_v1_body_with_too_many_objects_is_refused_before_it_is_parsed(keyed: TestClient) -> None:
+    headers = {**auth(ALICE), "Content-Type": "application/json"}
+    nested = b"[" + b"{}," * (MAX_JSON_CONTAINERS + 1) + b"{}]"  # 300 KB: ~6 MB of objects per 100,000
+    response = keyed.post("/v1/chat/completions", content=nested, headers=headers)
+    assert response.status_code == 413, response.text
+    assert f"over {MAX_JSON_CONTAINERS} objects and arrays" in response.json()["error"]["message"]
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    form = keyed.post("/api/v1/ask", content=nested, headers={**auth(ALICE), "Content-Type": "multipart/form-data"})
+    assert form.status_code != 413  # forms have no JSON to count: the limit is /v1's
+
+
+def test_v1_takes_its_images_in_base64_up_to_the_byte_limit_and_not_past_it() -> None:
+    settings = Settings(load_model=False)
+    base64_images = settings.max_images_per_request * math.ceil(settings.max_upload_bytes * 4 / 3)
+    assert max_json_request_bytes(settings) > base64_images > max_request_bytes(settings)
+    assert max_json_request_bytes(settings) - base64_images < 2 * 1024 * 1024  # the text, not a second image
+
+
+def test_a_keyless_80_mib_post_gets_401_without_the_server_growing(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    with live_server(
+        tiny_checkpoint, tmp_path, api_keys=json.dumps([f"alice:{ALICE}"]), load_model="false", fast_ocr="false"
+    ) as server:
+        before = server.rss_mb()
+        host, port = server.url.removeprefix("http://").split(":")
+        size = 80 * 1024 * 1024
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            connection.sendall(
+                f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {size}\r\n\r\n".encode()
+            )
+            chunk, sent = b"{}," * 350_000, 0
+            with contextlib.suppress(OSError):  # the server answers and closes before taking it all
+                while sent < size:
+                    sent += connection.send(chunk[: size - sent])
+            answer = connection.recv(65536).decode("latin-1")
+        peak = server.rss_mb("VmHWM")
+    assert answer.startswith("HTTP/1.1 401"), answer[:200]
+    assert peak - before < 50, f"the server grew from {before:.0f} MB to a peak of {peak:.0f} MB"

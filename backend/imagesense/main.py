@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -28,6 +29,7 @@ from imagesense.logs import configure_logging
 from imagesense.metrics import Metrics
 from imagesense.middleware import BodyLimit, BrowserGuard, HttpMetrics, KeyGate, RequestIds
 from imagesense.pool import WorkerPool
+from imagesense.schemas.openai_compat import MAX_CHAT_TEXT_BYTES, MAX_JSON_CONTAINERS
 from imagesense.service import Engines, TaskService
 from imagesense.settings import Settings
 from imagesense.shared_store import BlockingCalls, RedisBlobs, SharedBlobs
@@ -104,7 +106,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"])
     app.state.keys = keys = ApiKeys.from_settings(settings)  # at start: a missing key file fails now
     app.state.metrics = Metrics()  # the app's own registry, not prometheus-client's global one
-    app.add_middleware(BodyLimit, max_bytes=max_request_bytes(settings))
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=max_request_bytes(settings),
+        json_max_bytes=max_json_request_bytes(settings),
+        json_max_containers=MAX_JSON_CONTAINERS,
+    )
     app.add_middleware(KeyGate, keys=keys)  # outside BodyLimit: no key, no reading, whatever the size
     app.add_middleware(
         BrowserGuard, allowed_hosts=allowed_hosts(settings), origins=settings.cors_origins, keys_enabled=keys.enabled
@@ -130,3 +137,8 @@ def allowed_hosts(settings: Settings) -> list[str]:
 def max_request_bytes(settings: Settings) -> int:
     """The largest request body: every image a request may carry at the largest size, plus the form."""
     return settings.max_images_per_request * settings.max_upload_bytes + FORM_SLACK_BYTES
+
+
+def max_json_request_bytes(settings: Settings) -> int:
+    """The largest /v1 body: every image a request may carry at the largest size in base64, plus its text."""
+    return settings.max_images_per_request * math.ceil(settings.max_upload_bytes * 4 / 3) + MAX_CHAT_TEXT_BYTES

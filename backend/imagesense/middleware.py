@@ -88,32 +88,45 @@ class KeyGate:
 
 
 class BodyLimit:
-    """Refuses a request body over ``max_bytes`` with 413 before it is read (by its Content-Length), or
-    as soon as a body without one passes the limit, so nothing larger is ever spooled to disk."""
+    """Refuses a request body over its limit with 413 before it is read (by its Content-Length), or as soon
+    as a body without one passes it, so nothing larger is ever spooled to disk. ``/v1`` bodies are JSON
+    with base64 images: they get their own byte limit, and their objects and arrays are counted as the
+    bytes arrive, so an over-nested body is refused before it is parsed."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    _JSON_PREFIX = "/v1/"
+
+    def __init__(self, app: ASGIApp, max_bytes: int, json_max_bytes: int, json_max_containers: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
-
-    def _message(self) -> str:
-        return f"the request body is larger than {self.max_bytes} bytes, the limit for this server"
+        self.json_max_bytes = json_max_bytes
+        self.json_max_containers = json_max_containers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        is_json = scope["path"].startswith(self._JSON_PREFIX)
+        limit = self.json_max_bytes if is_json else self.max_bytes
+        too_large = f"the request body is larger than {limit} bytes, the limit for this server"
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await error_response(PayloadTooLarge(self._message()), scope.get("path", ""))(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await error_response(PayloadTooLarge(too_large), scope.get("path", ""))(scope, receive, send)
             return
-        seen = 0
+        seen = containers = 0
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, containers
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise HTTPException(413, self._message())  # FastAPI passes HTTPExceptions on as they are
+            body = message.get("body", b"")
+            seen += len(body)
+            if seen > limit:
+                raise HTTPException(413, too_large)  # FastAPI passes HTTPExceptions on as they are
+            if is_json and (containers := containers + body.count(b"{") + body.count(b"[")) > (
+                self.json_max_containers
+            ):
+                raise HTTPException(
+                    413, f"the JSON body has over {self.json_max_containers} objects and arrays, the limit"
+                )
             return message
 
         await self.app(scope, counted, send)

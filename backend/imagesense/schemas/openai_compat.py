@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from imagesense.schemas.tasks import (
     MAX_HISTORY_CHARS,
     MAX_HISTORY_TURNS,
+    MAX_JSON_SCHEMA_CHARS,
     MAX_QUESTION_CHARS,
     MAX_STOP_CHARS,
     MAX_STOP_SEQUENCES,
@@ -27,6 +28,11 @@ from imagesense.schemas.tasks import (
 # Every earlier turn of the typed API's history, the question, and system messages around them.
 MAX_CHAT_MESSAGES = MAX_HISTORY_TURNS + 8
 MAX_CHAT_TEXT_CHARS = MAX_HISTORY_CHARS + MAX_QUESTION_CHARS
+# Objects and arrays in one body, counted in its bytes before it is parsed: a real request has a few hundred
+# (a large schema a few thousand), while 80 MiB of `[{},{},…]` would be ~1.9 GB of Python objects.
+MAX_JSON_CONTAINERS = 100_000
+# A body's text beside its images, JSON-escaped at worst (a `\ud83d\ude00` pair: 12 bytes a character).
+MAX_CHAT_TEXT_BYTES = 12 * (MAX_CHAT_TEXT_CHARS + MAX_JSON_SCHEMA_CHARS)
 
 
 class Lenient(BaseModel):
